@@ -1,0 +1,183 @@
+"""Augmentation policies: frozen dataclasses keyed by op name, JSON round-trip, and named presets."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from autoaug.errors import AutoaugError, choice_error
+from autoaug.ops import OPS, get_op
+from autoaug.schedule import Schedule
+
+SAMPLING = ("uniform", "fixed")
+
+
+def _unit(what: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise AutoaugError(f"{what} {value!r} is outside [0, 1]")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class OpConfig:
+    """How one op is applied.
+
+    ``magnitude`` in ``[0, 1]`` (the registry maps it to physical units); ``probability`` that an image
+    selected for the op gets it; ``sampling``: ``uniform`` draws each image's magnitude from
+    ``U(0, magnitude)``, ``fixed`` uses ``magnitude`` itself. Signed ops draw the sign per image.
+    """
+
+    magnitude: float = 0.0
+    probability: float = 1.0
+    sampling: str = "uniform"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "magnitude", _unit("magnitude", self.magnitude))
+        object.__setattr__(self, "probability", _unit("probability", self.probability))
+        if self.sampling not in SAMPLING:
+            raise choice_error("sampling", self.sampling, SAMPLING)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which ops, with which magnitude and probability, how many per image, and the magnitude schedule.
+
+    ``n_ops=None``: every op is applied independently with its probability (a pipeline, in registry
+    order). ``n_ops=k``: each image draws ``k`` distinct ops uniformly from ``ops`` (RandAugment-style),
+    then each drawn op applies with its probability.
+    """
+
+    ops: Mapping[str, OpConfig] = field(default_factory=dict)
+    n_ops: int | None = None
+    schedule: Schedule = field(default_factory=Schedule)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        for op_name in self.ops:
+            get_op(op_name)  # raises for an unknown op
+        ops = {}
+        for op_name in OPS:  # canonical (registry) order, so equal policies compare and serialize equal
+            if op_name in self.ops:
+                cfg = self.ops[op_name]
+                ops[op_name] = cfg if isinstance(cfg, OpConfig) else OpConfig(**cfg)
+        object.__setattr__(self, "ops", MappingProxyType(ops))
+        if self.n_ops is not None and not (isinstance(self.n_ops, int) and 1 <= self.n_ops <= max(len(ops), 1)):
+            raise AutoaugError(f"n_ops {self.n_ops!r} is out of range; allowed: null or 1 to {max(len(ops), 1)}")
+
+    # ------------------------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n_ops": self.n_ops,
+            "ops": {k: {"magnitude": c.magnitude, "probability": c.probability, "sampling": c.sampling}
+                    for k, c in self.ops.items()},
+            "schedule": self.schedule.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Policy:
+        if not isinstance(d, Mapping):
+            raise AutoaugError(f"a policy must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - {"name", "n_ops", "ops", "schedule"})
+        if unknown:
+            raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: name, n_ops, ops, schedule")
+        ops = d.get("ops", {})
+        if not isinstance(ops, Mapping):
+            raise AutoaugError(f"policy 'ops' must map op names to settings, got {type(ops).__name__}")
+        configs = {}
+        for op_name, cfg in ops.items():
+            get_op(op_name)
+            extra = sorted(set(cfg) - {"magnitude", "probability", "sampling"}) if isinstance(cfg, Mapping) else []
+            if not isinstance(cfg, Mapping) or extra:
+                raise AutoaugError(f"op {op_name!r}: settings must be an object with magnitude, probability, "
+                                   f"sampling; got {extra[0] if extra else cfg!r}")
+            try:
+                configs[op_name] = OpConfig(**cfg)
+            except AutoaugError as e:
+                raise AutoaugError(f"op {op_name!r}: {e}") from None
+        return cls(ops=configs, n_ops=d.get("n_ops"), schedule=Schedule.from_dict(d.get("schedule", {})),
+                   name=str(d.get("name", "custom")))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the policy as JSON (atomically: a crash never leaves a half-written file)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(self.to_json() + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Policy:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise AutoaugError(f"policy file {str(path)!r} does not exist") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise AutoaugError(f"policy file {str(path)!r} is not valid JSON: {e}") from None
+        try:
+            return cls.from_dict(d)
+        except AutoaugError as e:
+            raise AutoaugError(f"policy file {str(path)!r}: {e}") from None
+
+    def with_name(self, name: str) -> Policy:
+        return replace(self, name=name)
+
+
+# ------------------------------------------------------------------------------------------------ presets
+def _phys(op: str, value: float) -> float:
+    """Normalized magnitude of a physical value for ``op`` (inverse of ``OpSpec.value``)."""
+    spec = OPS[op]
+    return (value - spec.low) / (spec.high - spec.low)
+
+
+RAND_OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "saturation", "posterize", "contrast",
+            "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y")
+
+
+def _randaugment(m: int = 9, n: int = 2) -> Policy:
+    """RandAugment (torchvision's op set and ranges) with ``n`` ops per image at magnitude ``m`` of 30."""
+    f = m / 30
+    physical = {"rotate": 30 * f, "shear_x": 0.3 * f, "shear_y": 0.3 * f, "translate_x": 150 / 331 * f,
+                "translate_y": 150 / 331 * f, "brightness": 0.9 * f, "contrast": 0.9 * f, "saturation": 0.9 * f,
+                "sharpness": 0.9 * f, "posterize": round(4 * f), "solarize": f}
+    ops = {op: OpConfig(round(_phys(op, physical[op]), 4) if op in physical else 0.0, 1.0, "fixed")
+           for op in RAND_OPS}
+    return Policy(ops=ops, n_ops=n, name="randaugment")
+
+
+PRESETS: dict[str, Policy] = {
+    "none": Policy(name="none"),
+    "baseline": Policy(
+        ops={
+            "rotate": OpConfig(_phys("rotate", 15.0)),
+            "hflip": OpConfig(0.0, 0.5),
+            "brightness": OpConfig(_phys("brightness", 0.2)),
+            "zoom": OpConfig(_phys("zoom", 0.2)),
+            "gaussian_noise": OpConfig(_phys("gaussian_noise", 0.1), 1.0, "fixed"),
+        },
+        name="baseline",
+    ),
+    "randaugment": _randaugment(),
+    "trivialaugment": Policy(ops={op: OpConfig(1.0 if OPS[op].has_magnitude else 0.0) for op in RAND_OPS},
+                             n_ops=1, name="trivialaugment"),
+}
+
+
+def resolve_policy(spec: str | Policy) -> Policy:
+    """A preset name, a path to a policy JSON file, or a :class:`Policy`."""
+    if isinstance(spec, Policy):
+        return spec
+    if spec in PRESETS:
+        return PRESETS[spec]
+    if spec.endswith(".json") or os.sep in spec:
+        return Policy.load(spec)
+    raise choice_error("policy", spec, [*PRESETS, "FILE.json"])
