@@ -149,8 +149,8 @@ SOURCES: dict[str, SourceSpec] = {
     )
 }
 PREFIXED = {
-    "imagefolder": "imagefolder:PATH  (PATH/train/CLASS/*, PATH/test/CLASS/*; any format PIL reads)",
-    "parquet": "parquet:PATH  (PATH/train*.parquet and PATH/test*.parquet in the hub schema: image + label)",
+    "imagefolder": "PATH/train/CLASS/* and PATH/test/CLASS/*, any format PIL reads",
+    "parquet": "PATH/train*.parquet and PATH/test*.parquet in the hub schema (image + label columns)",
 }
 DEFAULT_DATASET = "fashion_mnist_small"
 
@@ -351,7 +351,7 @@ def load_raw(name: str) -> RawData:
     prefix, sep, rest = name.partition(":")
     if sep and prefix in PREFIXED:
         if not rest:
-            raise AutoaugError(f"dataset {name!r} needs a path: {PREFIXED[prefix]}")
+            raise AutoaugError(f"dataset {name!r} needs a path: {prefix}:PATH with {PREFIXED[prefix]}")
         path = Path(rest).expanduser().resolve()
         loader = _load_imagefolder if prefix == "imagefolder" else _load_parquet
         if not path.is_dir():

@@ -83,13 +83,24 @@ def _small_stem(model: nn.Module, in_channels: int, image_size: int) -> None:
             features[i] = nn.Identity()
 
 
+def check_model(name: str) -> None:
+    """Raise :class:`AutoaugError` unless ``name`` is a registered model or a known ``timm:NAME``."""
+    if not name.startswith("timm:"):
+        if name not in MODELS:
+            raise choice_error("model", name, model_names())
+        return
+    import timm
+
+    available = timm.list_models()
+    if name[5:] not in available:
+        close = difflib.get_close_matches(name[5:], available, n=3)
+        hint = f"; did you mean {', '.join('timm:' + c for c in close)}?" if close else "; see timm.list_models()"
+        raise AutoaugError(f"unknown timm model {name!r}{hint}")
+
+
 def _timm_model(name: str, in_channels: int, num_classes: int, image_size: int, small_stem: bool) -> nn.Module:
     import timm
 
-    if name not in timm.list_models():
-        close = difflib.get_close_matches(name, timm.list_models(), n=3)
-        hint = f"; did you mean {', '.join('timm:' + c for c in close)}?" if close else "; see timm.list_models()"
-        raise AutoaugError(f"unknown timm model {name!r}{hint}")
     model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
     if small_stem:
         _small_stem(model, in_channels, image_size)
@@ -103,9 +114,8 @@ def model_names() -> list[str]:
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int,
                 small_stem: bool | None = None) -> nn.Module:
     """``smallcnn``, ``lenet5`` or ``timm:NAME``; ``small_stem`` (default: inputs up to 64 px) for timm."""
+    check_model(name)
     if name.startswith("timm:"):
         stem = image_size <= 64 if small_stem is None else small_stem
         return _timm_model(name[5:], in_channels, num_classes, image_size, stem)
-    if name not in MODELS:
-        raise choice_error("model", name, model_names())
     return MODELS[name](in_channels, num_classes, image_size)

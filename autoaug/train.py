@@ -19,7 +19,7 @@ from torch import nn
 from autoaug.augment import Augmenter
 from autoaug.datasets import DatasetSplits
 from autoaug.errors import AutoaugError, choice_error
-from autoaug.models import Normalize, build_model
+from autoaug.models import Normalize, build_model, check_model
 from autoaug.policy import Policy, resolve_policy
 from autoaug.seeding import derive_seed, make_generator
 
@@ -61,6 +61,7 @@ class TrainConfig:
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise AutoaugError(f"weight_decay {self.weight_decay!r} must be >= 0")
         resolve_device(self.device)
+        check_model(self.model)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,3 @@
+from autoaug.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""``autoaug`` command line: a thin layer over the Python API. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+DEFAULT_DATASET = "fashion_mnist_small"  # kept in sync with autoaug.datasets.DEFAULT_DATASET (tested)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _size(text: str) -> float | int:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a count or a fraction") from None
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", nargs="?", default=DEFAULT_DATASET,
+                   help=f"dataset name, imagefolder:PATH or parquet:PATH (default: {DEFAULT_DATASET}); "
+                        "see 'autoaug datasets'")
+    p.add_argument("--model", default="smallcnn", help="smallcnn, lenet5 or timm:NAME (default: smallcnn)")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--optimizer", default="adam", help="adam, adamw or sgd (default: adam)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--lr-schedule", default="cosine", help="constant or cosine (default: cosine)")
+    p.add_argument("--train-size", type=_positive_int, default=None,
+                   help="use only N training images (stratified), e.g. 4000 for a reduced-data setting")
+    p.add_argument("--val-size", type=_size, default=0.1, help="fraction or count carved from train (default: 0.1)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="autoaug", description="Find data-augmentation policies for image classifiers.")
+    parser.add_argument("--version", action="version", version=f"autoaug {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a model with one policy and print test metrics",
+                       description="Train a model with one augmentation policy; print per-epoch progress and "
+                                   "final test metrics.")
+    _add_training_args(p)
+    p.add_argument("--policy", default="none",
+                   help="none, baseline, randaugment, trivialaugment or FILE.json (default: none)")
+    p.add_argument("--seeds", type=_positive_int, default=1,
+                   help="train with seeds SEED..SEED+N-1 and print mean ± std (default: 1)")
+    p.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ops", help="list the augmentation ops and their ranges")
+    p.set_defaults(func=cmd_ops)
+    p = sub.add_parser("datasets", help="list the dataset sources and which load offline")
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def _version() -> str:
+    from autoaug import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def cmd_ops(args: argparse.Namespace) -> int:
+    from autoaug.ops import OPS
+
+    print(f"{'op':<16}{'magnitude 0..1 maps to':<34}extra randomness")
+    for spec in OPS.values():
+        extra = "normal noise" if spec.dense_noise else (f"{spec.n_uniform} uniforms" if spec.n_uniform else "")
+        print(f"{spec.name:<16}{spec.describe():<34}{extra}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from autoaug.datasets import describe_sources
+
+    print(f"{'dataset':<22}{'offline':<9}description")
+    for name, description, offline in describe_sources():
+        print(f"{name:<22}{'yes' if offline else 'no':<9}{description}")
+    return 0
+
+
+def _fmt_epoch(m: dict[str, Any], epochs: int) -> str:
+    return (f"  epoch {m['epoch']:>3}/{epochs}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}"
+            f"  | val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f}"
+            f"  | {m['epoch_seconds']:.1f} s, {m['images_per_second']:,.0f} img/s,"
+            f" aug {m['aug_ms_per_batch']:.2f} ms/batch")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from autoaug.datasets import load_dataset
+    from autoaug.policy import resolve_policy
+    from autoaug.stats import mean_std
+    from autoaug.train import TrainConfig, evaluate, train
+
+    policy = resolve_policy(args.policy)
+    configs = [
+        TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                    lr=args.lr, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, seed=args.seed + i,
+                    device=args.device)
+        for i in range(args.seeds)
+    ]
+    if args.output is not None and not args.output.parent.is_dir():
+        from autoaug.errors import AutoaugError
+
+        raise AutoaugError(f"output folder {str(args.output.parent)!r} does not exist")
+    t0 = time.perf_counter()
+    data = load_dataset(args.dataset, val_size=args.val_size, train_size=args.train_size, seed=args.seed)
+    print(f"{data.summary()}  (loaded in {time.perf_counter() - t0:.1f} s)")
+    print(f"policy {policy.name!r}: {', '.join(policy.ops) or 'no augmentation'}; model {args.model}; "
+          f"{args.epochs} epochs")
+    runs = []
+    for cfg in configs:
+        print(f"seed {cfg.seed}:")
+        result = train(cfg, data, policy, report=lambda m, e=cfg.epochs: print(_fmt_epoch(m, e), flush=True))
+        test = evaluate(result.model, data.test_x, data.test_y)
+        print(f"  test acc {test['acc']:.4f}  loss {test['loss']:.4f}  ({result.seconds:.1f} s)")
+        runs.append({"seed": cfg.seed, "test_acc": test["acc"], "test_loss": test["loss"],
+                     "train_seconds": result.seconds, "history": result.history})
+    if len(runs) > 1:
+        m, s = mean_std([r["test_acc"] for r in runs])
+        print(f"test acc over {len(runs)} seeds: {m:.4f} ± {s:.4f} (mean ± std)")
+    if args.output is not None:
+        out = {"dataset": data.summary(), "policy": policy.to_dict(), "config": configs[0].to_dict(), "runs": runs}
+        tmp = args.output.with_name(f".{args.output.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(out, indent=2))
+        os.replace(tmp, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from autoaug.errors import AutoaugError
+
+    try:
+        return int(args.func(args))
+    except AutoaugError as e:
+        print(f"autoaug: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("autoaug: interrupted", file=sys.stderr)
+        return 130
