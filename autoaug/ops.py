@@ -252,10 +252,12 @@ def gaussian_noise(x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) ->
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian blur, standard deviation ``sigma`` px per image, reflect padding."""
     b, c, h, w = x.shape
-    radius = max(1, min(math.ceil(3 * float(sigma.max())), (min(h, w) - 1) // 2))
+    limit = (min(h, w) - 1) // 2
+    radius = max(1, min(math.ceil(3 * float(sigma.max())), limit))
     offs = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     s = sigma.clamp(min=1e-3).view(-1, 1)
-    k = torch.exp(-0.5 * (offs / s) ** 2)
+    own_radius = torch.ceil(3 * s).clamp(max=limit)  # each image's kernel is cut at its own 3 sigma
+    k = torch.exp(-0.5 * (offs / s) ** 2) * (offs.abs() <= own_radius)
     k = torch.where(sigma.view(-1, 1) < 1e-3, (offs == 0).to(x.dtype), k)
     k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [B*C, K]
     y = F.pad(x.reshape(1, b * c, h, w), (radius, radius, radius, radius), mode="reflect")
