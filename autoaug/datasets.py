@@ -346,6 +346,13 @@ def _cached(key: str, build: Callable[[], RawData]) -> RawData:
     return raw
 
 
+def _validated(raw: RawData, name: str) -> RawData:
+    if len(raw.classes) < 2 or len(torch.unique(raw.train_y)) < 2:
+        only = raw.classes[int(raw.train_y[0])] if len(raw.train_y) else raw.classes[0]
+        raise AutoaugError(f"dataset {name!r} has a single class {only!r}; a classifier needs at least 2")
+    return raw
+
+
 def load_raw(name: str) -> RawData:
     """Decode (or read from the cache) the whole source ``name``."""
     prefix, sep, rest = name.partition(":")
@@ -356,7 +363,7 @@ def load_raw(name: str) -> RawData:
         loader = _load_imagefolder if prefix == "imagefolder" else _load_parquet
         if not path.is_dir():
             return loader(path)  # raises the clear "does not exist" error
-        return _cached(f"{prefix}-{_tree_fingerprint(path)}", lambda: loader(path))
+        return _cached(f"{prefix}-{_tree_fingerprint(path)}", lambda: _validated(loader(path), name))
     spec = SOURCES.get(name)
     if spec is None:
         raise choice_error("dataset", name, source_names())
@@ -399,9 +406,7 @@ def _count(size: float | int, total: int, what: str) -> int:
 def make_splits(raw: RawData, name: str, *, val_size: float | int = 0.1, train_size: int | None = None,
                 seed: int = 0) -> DatasetSplits:
     """Carve a stratified, seeded ``val`` split from ``raw.train`` and optionally reduce ``train``."""
-    k = len(raw.classes)
-    if k < 2:
-        raise AutoaugError(f"dataset {name!r} has a single class {raw.classes[0]!r}; a classifier needs at least 2")
+    k = len(_validated(raw, name).classes)
     n_val = _count(val_size, len(raw.train_y), "val size")
     val_idx, train_idx = stratified_split(raw.train_y, n_val, make_generator(derive_seed(seed, "val")))
     if train_size is not None:

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoaug import cli, datasets
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "autoaug", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+
+
+def test_help_does_not_import_heavy_dependencies() -> None:
+    code = "import sys, autoaug.cli; autoaug.cli.build_parser(); print(sorted({'torch', 'ray', 'mlflow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert cli.DEFAULT_DATASET == datasets.DEFAULT_DATASET
+
+
+def test_ops_and_datasets_listings() -> None:
+    ops = run_cli("ops")
+    assert ops.returncode == 0 and "rotate" in ops.stdout and "±0..±135 deg" in ops.stdout
+    ds = run_cli("datasets")
+    assert ds.returncode == 0 and "fashion_mnist_small" in ds.stdout and "cifar10" in ds.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "cifar11"], "unknown dataset 'cifar11'"),
+        (["train", "--policy", "fancy"], "unknown policy 'fancy'"),
+        (["train", "--policy", "missing.json"], "policy file 'missing.json' does not exist"),
+        (["train", "--model", "vgg"], "unknown model 'vgg'"),
+        (["train", "--epochs", "0"], "'0' must be at least 1"),
+        (["train", "imagefolder:/nonexistent/pets"], "image folder '/nonexistent/pets' does not exist"),
+        (["train", "--train-size", "999999"], "train size 999999 is out of range"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_bad_policy_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "p.json"
+    bad.write_text(json.dumps({"ops": {"rotate": {"magnitude": 2}}}))
+    proc = run_cli("train", "--policy", str(bad))
+    assert proc.returncode == 2 and "p.json" in proc.stderr and "magnitude 2 is outside [0, 1]" in proc.stderr
+
+
+def test_train_smoke_writes_results(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    proc = run_cli("train", "--policy", "trivialaugment", "--epochs", "1", "--train-size", "1000",
+                   "--seeds", "2", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch   1/1" in proc.stdout and "test acc over 2 seeds" in proc.stdout
+    result = json.loads(out.read_text())
+    assert [r["seed"] for r in result["runs"]] == [0, 1] and result["policy"]["name"] == "trivialaugment"
+    assert all(0.1 < r["test_acc"] <= 1.0 for r in result["runs"])

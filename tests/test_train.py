@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autoaug.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.errors import AutoaugError
+from autoaug.models import build_model
+from autoaug.train import TrainConfig, TrainingDiverged, evaluate, train
+
+KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "magnitude", "epoch_seconds",
+        "images_per_second", "aug_ms_per_batch"}
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return load_dataset(DEFAULT_DATASET, train_size=2000, val_size=500, seed=0)
+
+
+@pytest.mark.parametrize("name", ["smallcnn", "lenet5", "timm:resnet18"])
+@pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])
+def test_models_take_small_images(name: str, channels: int, size: int) -> None:
+    model = build_model(name, channels, 7, size).eval()
+    assert model(torch.rand(2, channels, size, size)).shape == (2, 7)
+
+
+def test_training_learns_and_reports_every_epoch(small_data) -> None:
+    reports: list[dict] = []
+    result = train(TrainConfig(epochs=2, batch_size=128, seed=0), small_data, "baseline", report=reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2] and set(reports[0]) == KEYS
+    assert reports[-1]["aug_ms_per_batch"] > 0 and reports[-1]["lr"] < reports[0]["lr"] + 1e-12
+    test = evaluate(result.model, small_data.test_x, small_data.test_y)
+    assert test["acc"] > 0.5  # ten classes: chance is 0.1
+
+
+def test_same_seed_same_run_different_seed_different(small_data) -> None:
+    cfg = TrainConfig(epochs=1, batch_size=256, seed=3)
+    a = train(cfg, small_data, "randaugment").history[0]
+    b = train(cfg, small_data, "randaugment").history[0]
+    c = train(TrainConfig(epochs=1, batch_size=256, seed=4), small_data, "randaugment").history[0]
+    assert a["train_loss"] == b["train_loss"] and a["val_acc"] == b["val_acc"]
+    assert a["train_loss"] != c["train_loss"]
+
+
+def test_diverging_training_raises(small_data) -> None:
+    with pytest.raises(TrainingDiverged, match="training loss became"):
+        train(TrainConfig(epochs=1, optimizer="sgd", lr=1e12, lr_schedule="constant"), small_data, "none")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "resnet"}, "unknown model 'resnet'"),
+        ({"optimizer": "lion"}, "unknown optimizer 'lion'"),
+        ({"epochs": 0}, "epochs 0 must be a positive integer"),
+        ({"lr": -1.0}, "lr -1.0 must be a positive number"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+    ],
+)
+def test_bad_config_names_the_bad_value(kwargs: dict, message: str) -> None:
+    with pytest.raises(AutoaugError, match=message):
+        TrainConfig(**kwargs)
