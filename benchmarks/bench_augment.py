@@ -167,13 +167,13 @@ def main() -> None:
                 continue
             aug = Augmenter(Policy(ops={name: OpConfig(0.3 if spec.has_magnitude else 0.0)}, name=name))
             tv, ko = _crop_size(name, torchvision_op(name), shape[2]), _crop_size(name, kornia_op(name), shape[2])
-            rows.append(row(f"op {name}", lambda a=aug: a(x), tv, ko, x, args.reps))
+            rows.append(row(f"op {name}", lambda a=aug, x=x: a(x), tv, ko, x, args.reps))
         for name in PRESETS:
             if name == "none":
                 continue
             aug = Augmenter(name)
-            rows.append(row(f"**preset {name}**", lambda a=aug: a(x), torchvision_preset(name), kornia_preset(name), x,
-                            args.reps))
+            rows.append(row(f"**preset {name}**", lambda a=aug, x=x: a(x), torchvision_preset(name),
+                            kornia_preset(name), x, args.reps))
         step = train_step_ms(shape, args.reps)
         lines += [f"### {BATCH} x {shape_name}, {args.threads} threads (median ms per batch)", "",
                   "| what | autoaug | torchvision v2 per image | kornia batched | torchvision / autoaug "

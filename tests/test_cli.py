@@ -17,7 +17,8 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 
 
 def test_help_does_not_import_heavy_dependencies() -> None:
-    code = "import sys, autoaug.cli; autoaug.cli.build_parser(); print(sorted({'torch', 'ray', 'mlflow'} & set(sys.modules)))"
+    code = ("import sys, autoaug.cli; autoaug.cli.build_parser(); "
+            "print(sorted({'torch', 'ray', 'mlflow'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert cli.DEFAULT_DATASET == datasets.DEFAULT_DATASET

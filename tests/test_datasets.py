@@ -140,11 +140,11 @@ def test_parquet_in_the_hub_cifar10_schema(tmp_path: Path) -> None:
 
 
 def test_unknown_dataset_and_bad_sizes() -> None:
-    with pytest.raises(AutoaugError, match="unknown dataset 'cifar11'; choose from: .*cifar10"):
+    with pytest.raises(AutoaugError, match=r"unknown dataset 'cifar11'; choose from: .*cifar10"):
         load_raw("cifar11")
-    with pytest.raises(AutoaugError, match="train size 99999 is out of range"):
+    with pytest.raises(AutoaugError, match=r"train size 99999 is out of range"):
         load_dataset(DEFAULT_DATASET, train_size=99999)
-    with pytest.raises(AutoaugError, match="val size 1.5 is out of range"):
+    with pytest.raises(AutoaugError, match=r"val size 1\.5 is out of range"):
         load_dataset(DEFAULT_DATASET, val_size=1.5)
 
 
