@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine:  make demo   and   make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EPOCHS ?= 8
+
+.PHONY: demo test lint bench fashion-mnist clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+# Train on the embedded Fashion-MNIST subset without and with augmentation; print both test accuracies.
+demo: $(BIN)/.installed
+	$(BIN)/autoaug train --policy none --epochs $(EPOCHS) --output $(VENV)/demo-none.json
+	$(BIN)/autoaug train --policy trivialaugment --epochs $(EPOCHS) --output $(VENV)/demo-trivialaugment.json
+	@$(BIN)/python -c "import json; [print(f'{p:>15}: test accuracy {json.load(open(\"$(VENV)/demo-\" + p + \".json\"))[\"runs\"][0][\"test_acc\"]:.4f}') for p in ('none', 'trivialaugment')]"
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	$(BIN)/python benchmarks/bench_augment.py --threads 2 --out reports/benchmarks.md
+
+# The real Fashion-MNIST, offline, from Debian's package (needs root).
+fashion-mnist:
+	apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
