@@ -73,6 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("search", help="search an augmentation policy with Ray Tune, Optuna and ASHA",
+                       description="Search an augmentation policy: Optuna (TPE) samples policies, ASHA stops weak "
+                                   "trials early, each trial trains the model on a share of the machine.")
+    p.add_argument("dataset", nargs="?", default=DEFAULT_DATASET, help=f"dataset (default: {DEFAULT_DATASET})")
+    p.add_argument("--space", default=None, help="search space name or FILE.yaml (default: the dataset's own, "
+                                                 "else 'default')")
+    p.add_argument("--model", default="smallcnn", help="smallcnn, lenet5 or timm:NAME (default: smallcnn)")
+    p.add_argument("--budget", default="small", help="tiny, small, medium or large (default: small)")
+    p.add_argument("--trials", type=_positive_int, default=None, help="number of trials (default: from --budget)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per full trial (default: from --budget)")
+    p.add_argument("--train-size", type=_positive_int, default=None, help="use only N training images")
+    p.add_argument("--cpus-per-trial", type=float, default=None)
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPU share per trial (default: 0.25 with a GPU)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--storage", default="autoaug-runs", help="folder for search results (default: ./autoaug-runs)")
+    p.add_argument("--name", default=None, help="search folder name (default: DATASET-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the latest unfinished search of DATASET")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_search)
+
     p = sub.add_parser("ops", help="list the augmentation ops and their ranges")
     p.set_defaults(func=cmd_ops)
     p = sub.add_parser("datasets", help="list the dataset sources and which load offline")
@@ -152,6 +172,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(out, indent=2))
         os.replace(tmp, args.output)
         print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from autoaug.tune import tune_policy
+
+    result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
+                         budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
+                         gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
+                         storage=args.storage, name=args.name, resume=args.resume,
+                         echo=lambda line: print(line, flush=True))
+    ops = ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in result.best_policy.ops.items())
+    print(f"best policy: val_acc {result.best_val_acc:.4f}: {ops or 'no augmentation'}")
+    print(f"saved to {result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
+    print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path}")
     return 0
 
 

@@ -64,7 +64,7 @@ def test_imagefolder_loads_and_is_cached(tmp_path: Path) -> None:
     assert d.classes == ("cat", "dog") and d.image_shape == (3, 8, 8)
     assert len(d.train_y) == 10 and len(d.val_y) == 2 and len(d.test_y) == 4
     assert torch.bincount(d.test_y).tolist() == [2, 2]
-    png = np.asarray(Image.open(root / "test" / "dog" / "1.png"))
+    png = np.array(Image.open(root / "test" / "dog" / "1.png"))
     assert torch.equal(d.test_x[3].permute(1, 2, 0), torch.from_numpy(png))
     cached = list(cache_dir().glob("imagefolder-*.pt"))
     assert len(cached) >= 1

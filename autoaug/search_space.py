@@ -1,0 +1,192 @@
+"""Search spaces: YAML files that say which ops a search may use and the ranges Optuna samples.
+
+``search_spaces/default.yaml`` holds everything; per-dataset files ``extends: default`` and hold only
+their differences (``null`` removes a key). Files are validated against the op registry on load, and an
+error names the file, the key and the bad value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoaug.errors import AutoaugError
+from autoaug.ops import OPS
+from autoaug.policy import SAMPLING, OpConfig, Policy
+from autoaug.schedule import PARAMS as SCHEDULE_PARAMS
+from autoaug.schedule import Schedule
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class OpRange:
+    """Sampling ranges of one op: magnitude (``None`` for magnitude-free ops) and probability."""
+
+    magnitude: Range | None
+    probability: Range
+    sampling: str = "uniform"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space. ``source`` is the file it came from."""
+
+    source: str
+    ops: Mapping[str, OpRange]
+    schedule_kinds: tuple[str, ...] = ("constant",)
+    schedule_ranges: Mapping[str, Range] | None = None
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Sample a point with an Optuna trial (define-by-run); returns the flat parameters."""
+        params: dict[str, Any] = {}
+        for name, r in self.ops.items():
+            params[f"{name}.p"] = trial.suggest_float(f"{name}.p", *r.probability)
+            if r.magnitude is not None:
+                params[f"{name}.m"] = trial.suggest_float(f"{name}.m", *r.magnitude)
+        if len(self.schedule_kinds) > 1:
+            params["schedule"] = trial.suggest_categorical("schedule", list(self.schedule_kinds))
+        kind = params.get("schedule", self.schedule_kinds[0])
+        for key in SCHEDULE_PARAMS[kind]:
+            params[f"schedule.{key}"] = trial.suggest_float(f"schedule.{key}", *self.schedule_ranges[key])
+        return params
+
+    def to_policy(self, params: Mapping[str, Any], name: str = "searched") -> Policy:
+        """The policy a flat parameter dict stands for (ops with probability 0 are left out)."""
+        ops = {}
+        for op, r in self.ops.items():
+            p = float(params[f"{op}.p"])
+            if p > 0:
+                ops[op] = OpConfig(float(params.get(f"{op}.m", 0.0)), p, r.sampling)
+        kind = params.get("schedule", self.schedule_kinds[0])
+        sched = Schedule(kind, {k: float(params[f"schedule.{k}"]) for k in SCHEDULE_PARAMS[kind]})
+        return Policy(ops=ops, schedule=sched, name=name)
+
+    def point(self, policy: Policy) -> dict[str, Any] | None:
+        """The flat parameters of ``policy`` in this space, or ``None`` when the space cannot express it."""
+        if policy.n_ops is not None or set(policy.ops) - set(self.ops):
+            return None
+        params: dict[str, Any] = {}
+        for op, r in self.ops.items():
+            cfg = policy.ops.get(op)
+            p, m = (cfg.probability, cfg.magnitude) if cfg else (0.0, r.magnitude[0] if r.magnitude else 0.0)
+            if cfg and cfg.sampling != r.sampling:
+                return None
+            if not r.probability[0] <= p <= r.probability[1]:
+                return None
+            params[f"{op}.p"] = p
+            if r.magnitude is not None:
+                if not r.magnitude[0] <= m <= r.magnitude[1]:
+                    return None
+                params[f"{op}.m"] = m
+        kind = policy.schedule.kind
+        if kind not in self.schedule_kinds:
+            return None
+        if len(self.schedule_kinds) > 1:
+            params["schedule"] = kind
+        for key in SCHEDULE_PARAMS[kind]:
+            params[f"schedule.{key}"] = policy.schedule.params.get(key, 0.0)
+        return params
+
+
+def _range(where: str, value: Any) -> Range:
+    ok = (isinstance(value, list | tuple) and len(value) == 2
+          and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+    if not ok or not 0.0 <= value[0] <= value[1] <= 1.0:
+        raise AutoaugError(f"{where}: {value!r} is not a range [low, high] within [0, 1]")
+    return float(value[0]), float(value[1])
+
+
+def _merge(base: dict[str, Any], diff: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in diff.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    import yaml
+
+    if path in seen:
+        raise AutoaugError(f"{path}: 'extends' makes a cycle")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise AutoaugError(f"{path}: malformed YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise AutoaugError(f"{path}: a search space must be a mapping, got {type(doc).__name__}")
+    parent = doc.pop("extends", None)
+    if parent is None:
+        return doc
+    return _merge(_read(_resolve(str(parent), path.parent), (*seen, path)), doc)
+
+
+def _resolve(space: str, directory: Path = SPACES_DIR) -> Path:
+    path = Path(space).expanduser()
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise AutoaugError(f"search space file {space!r} does not exist")
+        return path.resolve()
+    candidate = directory / f"{space}.yaml"
+    if not candidate.is_file():
+        names = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+        raise AutoaugError(f"unknown search space {space!r}; choose from: {', '.join(names)}, or FILE.yaml")
+    return candidate
+
+
+def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
+    unknown = sorted(set(doc) - {"ops", "schedule"})
+    if unknown:
+        raise AutoaugError(f"{source}: unknown key {unknown[0]!r}; allowed: ops, schedule")
+    ops_doc = doc.get("ops") or {}
+    if not isinstance(ops_doc, Mapping) or not ops_doc:
+        raise AutoaugError(f"{source}: 'ops' must map at least one op name to its ranges")
+    ops = {}
+    for name in OPS:  # registry order
+        if name not in ops_doc:
+            continue
+        cfg = ops_doc[name] or {}
+        where = f"{source}: ops.{name}"
+        extra = sorted(set(cfg) - {"magnitude", "probability", "sampling"})
+        if extra:
+            raise AutoaugError(f"{where}: unknown key {extra[0]!r}; allowed: magnitude, probability, sampling")
+        if "magnitude" in cfg and not OPS[name].has_magnitude:
+            raise AutoaugError(f"{where}.magnitude: {name!r} has no magnitude; give only its probability")
+        magnitude = _range(f"{where}.magnitude", cfg.get("magnitude", [0.0, 1.0])) if OPS[name].has_magnitude else None
+        sampling = cfg.get("sampling", "uniform")
+        if sampling not in SAMPLING:
+            raise AutoaugError(f"{where}.sampling: {sampling!r} is not one of {', '.join(SAMPLING)}")
+        ops[name] = OpRange(magnitude, _range(f"{where}.probability", cfg.get("probability", [0.0, 1.0])), sampling)
+    bad = sorted(set(ops_doc) - set(OPS))
+    if bad:
+        raise AutoaugError(f"{source}: ops.{bad[0]}: unknown op {bad[0]!r}; see 'autoaug ops'")
+    sched = dict(doc.get("schedule") or {"kinds": ["constant"]})
+    kinds = sched.pop("kinds", ["constant"])
+    if not isinstance(kinds, list) or not kinds or any(k not in SCHEDULE_PARAMS for k in kinds):
+        raise AutoaugError(f"{source}: schedule.kinds: {kinds!r} must list some of {', '.join(SCHEDULE_PARAMS)}")
+    needed = {p for k in kinds for p in SCHEDULE_PARAMS[k]}
+    extra = sorted(set(sched) - needed)
+    if extra:
+        raise AutoaugError(f"{source}: schedule.{extra[0]}: not a parameter of {kinds}; allowed: {sorted(needed)}")
+    ranges = {p: _range(f"{source}: schedule.{p}", sched.get(p, [0.0, 1.0])) for p in needed}
+    return SearchSpace(source=source, ops=ops, schedule_kinds=tuple(kinds), schedule_ranges=ranges)
+
+
+def load_space(space: str = "default") -> SearchSpace:
+    """Load a named space (``search_spaces/NAME.yaml``) or a YAML file path, validated."""
+    path = _resolve(space)
+    return _validate(_read(path), str(path.relative_to(SPACES_DIR.parent) if path.is_relative_to(SPACES_DIR.parent)
+                                      else path))
+
+
+def space_for_dataset(dataset: str) -> str:
+    """The dataset's own space when there is one, else ``default``."""
+    return dataset if (SPACES_DIR / f"{dataset}.yaml").is_file() else "default"

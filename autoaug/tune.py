@@ -1,0 +1,232 @@
+"""``tune_policy()``: a Ray Tune search over augmentation policies with Optuna (TPE) and ASHA.
+
+Optuna samples the flat parameters of a :class:`~autoaug.search_space.SearchSpace` (define-by-run);
+the presets ``none`` and ``baseline`` are evaluated first as fixed points. ASHA stops weak trials early on
+validation accuracy. A trial ASHA stopped is told to Optuna as PRUNED (with its per-epoch values), not as
+COMPLETE: TPE then ranks it below every finished trial instead of comparing its early score with final
+scores of full-length trials.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoaug.datasets import load_dataset
+from autoaug.errors import AutoaugError, choice_error
+from autoaug.policy import PRESETS, Policy
+from autoaug.search_space import SearchSpace, load_space, space_for_dataset
+from autoaug.train import TrainConfig
+
+METRIC, MODE = "val_acc", "max"
+
+
+@dataclass(frozen=True)
+class Budget:
+    trials: int
+    epochs: int
+    train_size: int | None = None
+
+
+BUDGETS = {
+    "tiny": Budget(trials=4, epochs=2, train_size=2000),
+    "small": Budget(trials=20, epochs=8),
+    "medium": Budget(trials=50, epochs=15),
+    "large": Budget(trials=100, epochs=30),
+}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search found: the best policy, every trial, and where the outputs are."""
+
+    best_policy: Policy
+    best_val_acc: float
+    trials: Any  # pandas.DataFrame: one row per trial
+    output_dir: Path
+    policy_path: Path
+
+
+def _define(space: SearchSpace, trial: Any) -> None:
+    """Module-level define-by-run function (a lambda would not pickle)."""
+    space.suggest(trial)
+
+
+def _searcher(space: SearchSpace, seed: int, epochs: int) -> Any:
+    import optuna
+    from optuna.trial import TrialState
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    class PrunedAwareOptunaSearch(OptunaSearch):
+        """Tells Optuna PRUNED for trials that ended before ``epochs`` without an error."""
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            if result and not error and result.get("epoch", epochs) < epochs and trial_id in self._ot_trials:
+                if trial_id not in self._completed_trials:
+                    self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
+                    self._completed_trials.add(trial_id)
+                return
+            super().on_trial_complete(trial_id, result, error)
+
+    points = [p for p in (space.point(PRESETS["none"]), space.point(PRESETS["baseline"])) if p is not None]
+    return PrunedAwareOptunaSearch(space=functools.partial(_define, space), metric=METRIC, mode=MODE,
+                                   points_to_evaluate=points, sampler=optuna.samplers.TPESampler(seed=seed))
+
+
+def _progress_callback(total: int, epochs: int, echo: Callable[[str], None]) -> Any:
+    from ray.tune import Callback
+
+    class Progress(Callback):
+        """One compact line per finished trial: running / pruned / done / failed, best so far."""
+
+        def __init__(self) -> None:
+            self.done = self.pruned = self.failed = 0
+            self.best = float("nan")
+            self.t0 = time.perf_counter()
+
+        def _line(self, trial: Any, what: str, acc: float | None) -> None:
+            ended = self.done + self.pruned + self.failed
+            score = f" val_acc {acc:.4f}" if acc is not None else ""
+            echo(f"[{time.perf_counter() - self.t0:6.0f} s] trial {ended}/{total} {trial.trial_id} {what}{score}"
+                 f" | done {self.done} pruned {self.pruned} failed {self.failed} | best {self.best:.4f}")
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            result = trial.last_result or {}
+            acc = result.get(METRIC)
+            pruned = result.get("epoch", epochs) < epochs
+            if acc is not None and not (self.best >= acc):
+                self.best = acc
+            if pruned:
+                self.pruned += 1
+            else:
+                self.done += 1
+            self._line(trial, f"{'pruned at epoch ' + str(result.get('epoch')) if pruned else 'done'}", acc)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.failed += 1
+            self._line(trial, "FAILED", None)
+
+    return Progress()
+
+
+def _resources(cpus: float | None, gpus: float | None) -> tuple[dict[str, float], float | None]:
+    """Per-trial resources: a GPU share when there is a GPU (default 0.25), else a CPU share."""
+    import ray
+    import torch
+
+    total = ray.cluster_resources()
+    have_gpu = total.get("GPU", 0) > 0 and torch.cuda.is_available()
+    gpu = (0.25 if have_gpu else 0.0) if gpus is None else gpus
+    cpu = cpus if cpus is not None else (1.0 if gpu > 0 else max(1.0, total.get("CPU", 1) / 2))
+    for name, want, have in (("cpus", cpu, total.get("CPU", 0)), ("gpus", gpu, total.get("GPU", 0))):
+        if want > have:
+            raise AutoaugError(f"{want:g} {name} per trial is more than the {have:g} this Ray cluster has")
+    return {"cpu": cpu, "gpu": gpu}, (gpu * 0.9 if gpu > 0 else None)
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> bool:
+    """Connect to ``address`` (or RAY_ADDRESS), else start a quiet local Ray. True when we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+    try:
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise AutoaugError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
+    return True
+
+
+def _latest_unfinished(root: Path, dataset: str) -> Path | None:
+    candidates = sorted(p for p in root.glob(f"{dataset}-*") if p.is_dir() and not (p / "best_policy.json").exists())
+    return candidates[-1] if candidates else None
+
+
+def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = None, model: str = "smallcnn",
+                trials: int | None = None, epochs: int | None = None, budget: str = "small",
+                train_size: int | None = None, cpus_per_trial: float | None = None,
+                gpus_per_trial: float | None = None, seed: int = 0, address: str | None = None,
+                storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
+                num_cpus: int | None = None, echo: Callable[[str], None] = print) -> SearchResult:
+    """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial."""
+    if budget not in BUDGETS:
+        raise choice_error("budget", budget, BUDGETS)
+    b = BUDGETS[budget]
+    trials, epochs = trials or b.trials, epochs or b.epochs
+    train_size = train_size if train_size is not None else b.train_size
+    search_space = load_space(space or space_for_dataset(dataset))
+    base = TrainConfig(model=model, epochs=epochs, seed=seed)
+    root = Path(storage).expanduser().resolve()
+    if resume:
+        out = root / name if name else _latest_unfinished(root, dataset)
+        if out is None or not out.is_dir():
+            raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
+    else:
+        out = root / (name or f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if out.exists():
+            raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
+
+    data = load_dataset(dataset, train_size=train_size, seed=seed)
+    echo(f"{data.summary()}; space {search_space.source}; {trials} trials x up to {epochs} epochs")
+
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from autoaug.trial import pack, run_trial
+
+    started = _start_ray(address, num_cpus)
+    try:
+        resources, mem_fraction = _resources(cpus_per_trial, gpus_per_trial)
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, data=pack(data), space=search_space, base=base,
+                                 gpu_memory_fraction=mem_fraction),
+            resources)
+        if resume and tune.Tuner.can_restore(str(out)):
+            tuner = tune.Tuner.restore(str(out), trainable=trainable, resume_errored=False, restart_errored=False)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    metric=METRIC, mode=MODE, num_samples=trials, reuse_actors=True,
+                    search_alg=_searcher(search_space, seed, epochs),
+                    scheduler=ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=1,
+                                            reduction_factor=3),
+                ),
+                run_config=tune.RunConfig(name=out.name, storage_path=str(root), verbose=0,
+                                          callbacks=[_progress_callback(trials, epochs, echo)],
+                                          failure_config=tune.FailureConfig(max_failures=0)),
+            )
+        grid = tuner.fit()
+        frame = grid.get_dataframe()
+    finally:
+        if started:
+            ray.shutdown()
+
+    finished = frame[frame["epoch"] == epochs] if "epoch" in frame else frame.iloc[0:0]
+    if finished.empty:
+        raise AutoaugError(f"no trial of the search in {out} finished all {epochs} epochs")
+    best_row = finished.loc[finished[METRIC].idxmax()]
+    params = {k[len("config/"):]: v for k, v in best_row.items() if k.startswith("config/")}
+    best = search_space.to_policy(params, name=f"best-{dataset}")
+    policy_path = best.save(out / "best_policy.json")
+    frame.to_csv(out / "trials.csv", index=False)
+    (out / "search.json").write_text(json.dumps(
+        {"dataset": dataset, "space": search_space.source, "model": model, "trials": trials, "epochs": epochs,
+         "train_size": train_size, "seed": seed, "best_val_acc": float(best_row[METRIC])}, indent=2))
+    return SearchResult(best, float(best_row[METRIC]), frame, out, policy_path)
