@@ -90,8 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default="autoaug-runs", help="folder for search results (default: ./autoaug-runs)")
     p.add_argument("--name", default=None, help="search folder name (default: DATASET-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the latest unfinished search of DATASET")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in ./mlruns)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the searches tracked here")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite in ./mlruns)")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("ops", help="list the augmentation ops and their ranges")
     p.set_defaults(func=cmd_ops)
@@ -181,13 +187,34 @@ def cmd_search(args: argparse.Namespace) -> int:
     result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
                          budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
-                         storage=args.storage, name=args.name, resume=args.resume,
+                         storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,
                          echo=lambda line: print(line, flush=True))
     ops = ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in result.best_policy.ops.items())
     print(f"best policy: val_acc {result.best_val_acc:.4f}: {ops or 'no augmentation'}")
     print(f"saved to {result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
     print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path}")
+    ui = "autoaug ui" + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
+    print(f"review it: {ui}  (MLflow run {result.mlflow_run_id})")
     return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from autoaug.tracking import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port}  (Ctrl-C stops it)", flush=True)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(args.port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=30)
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

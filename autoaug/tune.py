@@ -51,6 +51,8 @@ class SearchResult:
     trials: Any  # pandas.DataFrame: one row per trial
     output_dir: Path
     policy_path: Path
+    mlflow_run_id: str
+    tracking_uri: str
 
 
 def _define(space: SearchSpace, trial: Any) -> None:
@@ -162,7 +164,8 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 train_size: int | None = None, cpus_per_trial: float | None = None,
                 gpus_per_trial: float | None = None, seed: int = 0, address: str | None = None,
                 storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
-                num_cpus: int | None = None, echo: Callable[[str], None] = print) -> SearchResult:
+                tracking_uri: str | None = None, num_cpus: int | None = None,
+                echo: Callable[[str], None] = print) -> SearchResult:
     """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial."""
     if budget not in BUDGETS:
         raise choice_error("budget", budget, BUDGETS)
@@ -181,8 +184,15 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         if out.exists():
             raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
 
+    from autoaug.tracking import SearchTracker, default_tracking_uri, tune_callback
+
+    tracking_uri = tracking_uri or default_tracking_uri()
+    settings = {"dataset": dataset, "space": search_space.source, "model": model, "trials": trials,
+                "epochs": epochs, "budget": budget, "train_size": train_size, "seed": seed}
+    tracker = SearchTracker(tracking_uri, dataset, out, {**settings, **_versions()})
     data = load_dataset(dataset, train_size=train_size, seed=seed)
     echo(f"{data.summary()}; space {search_space.source}; {trials} trials x up to {epochs} epochs")
+    echo(f"MLflow: run {tracker.parent_id} in {tracking_uri}")
 
     import ray
     from ray import tune
@@ -190,6 +200,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
 
     from autoaug.trial import pack, run_trial
 
+    status = "FAILED"
     started = _start_ray(address, num_cpus)
     try:
         resources, mem_fraction = _resources(cpus_per_trial, gpus_per_trial)
@@ -197,6 +208,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             tune.with_parameters(run_trial, data=pack(data), space=search_space, base=base,
                                  gpu_memory_fraction=mem_fraction),
             resources)
+        callbacks = [_progress_callback(trials, epochs, echo), tune_callback(tracker, epochs)]
         if resume and tune.Tuner.can_restore(str(out)):
             tuner = tune.Tuner.restore(str(out), trainable=trainable, resume_errored=False, restart_errored=False)
         else:
@@ -208,25 +220,50 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                     scheduler=ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=1,
                                             reduction_factor=3),
                 ),
-                run_config=tune.RunConfig(name=out.name, storage_path=str(root), verbose=0,
-                                          callbacks=[_progress_callback(trials, epochs, echo)],
+                run_config=tune.RunConfig(name=out.name, storage_path=str(root), verbose=0, callbacks=callbacks,
                                           failure_config=tune.FailureConfig(max_failures=0)),
             )
-        grid = tuner.fit()
-        frame = grid.get_dataframe()
+        frame = tuner.fit().get_dataframe()
+        result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker)
+        status = "FINISHED"
+        return result
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
         if started:
             ray.shutdown()
+        tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json",
+                                _space_file(search_space)])
 
+
+def _space_file(space: SearchSpace) -> Path:
+    path = Path(space.source)
+    return path if path.is_absolute() else Path(__file__).resolve().parent.parent / path
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "ray", "optuna", "mlflow"):
+        out[f"version.{pkg}"] = md.version(pkg)
+    return out
+
+
+def _summarize(frame: Any, space: SearchSpace, out: Path, dataset: str, epochs: int, settings: dict[str, Any],
+               tracker: Any) -> SearchResult:
     finished = frame[frame["epoch"] == epochs] if "epoch" in frame else frame.iloc[0:0]
     if finished.empty:
         raise AutoaugError(f"no trial of the search in {out} finished all {epochs} epochs")
     best_row = finished.loc[finished[METRIC].idxmax()]
     params = {k[len("config/"):]: v for k, v in best_row.items() if k.startswith("config/")}
-    best = search_space.to_policy(params, name=f"best-{dataset}")
+    best = space.to_policy(params, name=f"best-{dataset}")
     policy_path = best.save(out / "best_policy.json")
     frame.to_csv(out / "trials.csv", index=False)
-    (out / "search.json").write_text(json.dumps(
-        {"dataset": dataset, "space": search_space.source, "model": model, "trials": trials, "epochs": epochs,
-         "train_size": train_size, "seed": seed, "best_val_acc": float(best_row[METRIC])}, indent=2))
-    return SearchResult(best, float(best_row[METRIC]), frame, out, policy_path)
+    summary = {**settings, "best_val_acc": float(best_row[METRIC]), "mlflow_run_id": tracker.parent_id,
+               "tracking_uri": tracker.uri}
+    (out / "search.json").write_text(json.dumps(summary, indent=2))
+    tracker.log_metrics(tracker.parent_id, {"best_val_acc": summary["best_val_acc"]}, step=0)
+    return SearchResult(best, summary["best_val_acc"], frame, out, policy_path, tracker.parent_id, tracker.uri)

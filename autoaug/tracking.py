@@ -1,0 +1,135 @@
+"""MLflow tracking of a search: one experiment per dataset, a parent run per search, a child run per trial.
+
+Logged from the Ray driver through ``MlflowClient`` (no global active-run state). Child runs are found
+again by their ``autoaug.trial_id`` tag, so a resumed search adds no duplicate runs. Every run is closed
+with a status on every exit path: FINISHED, FAILED or KILLED, plus an ``autoaug.status`` tag
+(completed / pruned / failed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from autoaug.errors import AutoaugError
+
+PARENT_FILE = "mlflow.json"
+
+
+def default_tracking_uri() -> str:
+    """A sqlite store in ``./mlruns`` (absolute: trials run in other working directories)."""
+    folder = Path("mlruns").resolve()
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail within seconds, with one clear line, when an HTTP tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return
+    except (urllib.error.URLError, OSError) as e:
+        raise AutoaugError(f"MLflow tracking server {uri!r} does not answer: {getattr(e, 'reason', e)}") from None
+
+
+class SearchTracker:
+    """Owns the parent run of one search and the child runs of its trials."""
+
+    def __init__(self, tracking_uri: str, experiment: str, search_dir: Path, params: dict[str, Any]) -> None:
+        from mlflow.tracking import MlflowClient
+
+        check_reachable(tracking_uri)
+        artifacts = None
+        if tracking_uri.startswith("sqlite:///"):  # local store: artifacts beside the database, absolute
+            folder = Path(tracking_uri[len("sqlite:///"):]).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            artifacts = (folder / "artifacts").as_uri()
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment, artifacts)
+        record = search_dir / PARENT_FILE
+        if record.exists():  # a resumed search keeps its parent run
+            self.parent_id = json.loads(record.read_text())["parent_run_id"]
+            self.client.update_run(self.parent_id, status="RUNNING")
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=search_dir.name,
+                                         tags={"autoaug.role": "search"})
+            self.parent_id = run.info.run_id
+            search_dir.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps({"parent_run_id": self.parent_id, "tracking_uri": tracking_uri}))
+            self.log_params(self.parent_id, params)
+        self.children: dict[str, str] = self._existing_children()
+
+    def _existing_children(self) -> dict[str, str]:
+        runs = self.client.search_runs([self.experiment_id],
+                                       filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'")
+        return {r.data.tags["autoaug.trial_id"]: r.info.run_id for r in runs if "autoaug.trial_id" in r.data.tags}
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def child(self, trial_id: str, params: dict[str, Any]) -> str:
+        """The child run of ``trial_id``, created once."""
+        if trial_id not in self.children:
+            run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}", tags={
+                "mlflow.parentRunId": self.parent_id, "autoaug.trial_id": trial_id, "autoaug.role": "trial"})
+            self.children[trial_id] = run.info.run_id
+            self.log_params(run.info.run_id, params)
+        return self.children[trial_id]
+
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if isinstance(v, int | float) and not isinstance(v, bool)]
+        self.client.log_batch(run_id, metrics=items)
+
+    def close(self, run_id: str, status: str, outcome: str | None = None) -> None:
+        if outcome:
+            self.client.set_tag(run_id, "autoaug.status", outcome)
+        self.client.set_terminated(run_id, status)
+
+    def finish(self, status: str, artifacts: list[Path] = ()) -> None:  # type: ignore[assignment]
+        """Close every still-open child run, log ``artifacts`` to the parent and close it."""
+        for run_id in self.children.values():
+            if self.client.get_run(run_id).info.status == "RUNNING":
+                self.close(run_id, "KILLED" if status != "FINISHED" else "FINISHED", "interrupted")
+        for path in artifacts:
+            if path.exists():
+                self.client.log_artifact(self.parent_id, str(path))
+        self.client.set_terminated(self.parent_id, status)
+
+
+def tune_callback(tracker: SearchTracker, epochs: int) -> Any:
+    """A Ray Tune callback that mirrors every trial into ``tracker``'s child runs."""
+    from ray.tune import Callback
+
+    class MLflowTrials(Callback):
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            tracker.child(trial.trial_id, dict(trial.config))
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            run_id = tracker.child(trial.trial_id, dict(trial.config))
+            tracker.log_metrics(run_id, {k: result[k] for k in result if k not in ("epoch", "timestamp")},
+                                step=int(result.get("epoch", result.get("training_iteration", 0))))
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            epoch = (trial.last_result or {}).get("epoch", 0)
+            tracker.close(tracker.child(trial.trial_id, dict(trial.config)), "FINISHED",
+                          "completed" if epoch >= epochs else "pruned")
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            tracker.close(tracker.child(trial.trial_id, dict(trial.config)), "FAILED", "failed")
+
+    return MLflowTrials()

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from autoaug.errors import AutoaugError
+from autoaug.policy import Policy
+from autoaug.tune import tune_policy
+
+
+def _ray_processes() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
+    before = _ray_processes()
+    result = tune_policy("fashion_mnist_small", budget="tiny", trials=5, epochs=3, train_size=600,
+                         storage=tmp_path_factory.mktemp("runs"), name="s", num_cpus=2, cpus_per_trial=1,
+                         tracking_uri=mlflow_server, echo=lambda line: None)
+    return result, before
+
+
+def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    result, _ = search
+    client = MlflowClient(mlflow_server)
+    parent = client.get_run(result.mlflow_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.params["dataset"] == "fashion_mnist_small"
+    artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
+    assert {"best_policy.json", "trials.csv", "fashion_mnist_small.yaml"} <= artifacts
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
+    assert len(children) == 5
+    assert all(c.info.status == "FINISHED" for c in children)
+    outcomes = sorted(c.data.tags["autoaug.status"] for c in children)
+    assert "pruned" in outcomes and "completed" in outcomes
+    full = next(c for c in children if c.data.tags["autoaug.status"] == "completed")
+    history = client.get_metric_history(full.info.run_id, "val_acc")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert "rotate.p" in full.data.params
+
+
+def test_unreachable_tracking_server_fails_fast(tmp_path: Path) -> None:
+    with pytest.raises(AutoaugError, match=r"MLflow tracking server .http://127\.0\.0\.1:9. does not answer"):
+        tune_policy("fashion_mnist_small", storage=tmp_path, tracking_uri="http://127.0.0.1:9")
+
+
+def test_search_runs_on_real_ray_and_asha_stops_trials(search) -> None:
+    result, _ = search
+    trials = pd.read_csv(result.output_dir / "trials.csv")
+    assert len(trials) == 5
+    assert (trials["epoch"] < 3).any(), "ASHA stopped no trial"
+    assert (trials["epoch"] == 3).any()
+    assert result.best_val_acc == trials.loc[trials["epoch"] == 3, "val_acc"].max()
+    assert Policy.load(result.policy_path) == result.best_policy
+
+
+def test_search_evaluates_the_presets_first(search) -> None:
+    result, _ = search
+    trials = pd.read_csv(result.output_dir / "trials.csv").sort_values("trial_id")
+    probability_columns = [c for c in trials.columns if c.endswith(".p")]
+    zero_rows = (trials[probability_columns] == 0).all(axis=1)
+    assert zero_rows.sum() >= 1  # the `none` point: every probability 0
+    assert (trials["config/hflip.p"] == 0.5).sum() >= 1  # the `baseline` point
+
+
+def test_ray_is_stopped_after_the_search(search) -> None:
+    import ray
+
+    _, before = search
+    assert not ray.is_initialized()
+    assert _ray_processes() <= before
+
+
+def test_existing_folder_needs_resume(search) -> None:
+    result, _ = search
+    with pytest.raises(AutoaugError, match="already exists; pass --resume"):
+        tune_policy("fashion_mnist_small", storage=result.output_dir.parent, name="s")
+    with pytest.raises(AutoaugError, match="no unfinished search"):
+        tune_policy("fashion_mnist_small", storage=result.output_dir.parent / "none", resume=True)
+
+
+def test_too_many_cpus_per_trial(tmp_path: Path) -> None:
+    with pytest.raises(AutoaugError, match="64 cpus per trial is more than the 2"):
+        tune_policy("fashion_mnist_small", budget="tiny", storage=tmp_path, num_cpus=2, cpus_per_trial=64,
+                    tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", echo=lambda line: None)
