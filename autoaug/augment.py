@@ -8,6 +8,7 @@ Two lines in any PyTorch loop::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -79,8 +80,7 @@ def apply(imgs: torch.Tensor, params: Params) -> torch.Tensor:
             continue
         _warp_fused(x, geometric)
         geometric = []
-        sub = OPS[name](x.index_select(0, p.index), p.magnitude, p.rand.to(x.dtype))
-        x.index_copy_(0, p.index, sub)
+        _apply_subset(x, p.index, lambda sub, p=p, name=name: OPS[name](sub, p.magnitude, p.rand.to(x.dtype)))
     _warp_fused(x, geometric)
     return x.mul_(255).round_().to(torch.uint8) if is_uint8 else x
 
@@ -100,7 +100,15 @@ def _warp_fused(x: torch.Tensor, ops: list[tuple[str, OpParams]]) -> None:
         t[p.index] = (a_op @ t[p.index].unsqueeze(-1)).squeeze(-1) + t_op
         touched[p.index] = True
     idx = touched.nonzero().squeeze(1)
-    x.index_copy_(0, idx, warp_affine(x.index_select(0, idx), a[idx], t[idx]))
+    _apply_subset(x, idx, lambda sub: warp_affine(sub, a[idx], t[idx]))
+
+
+def _apply_subset(x: torch.Tensor, idx: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """``x[idx] = fn(x[idx])`` in place, without the gather and scatter when ``idx`` is the whole batch."""
+    if idx.numel() == x.shape[0]:
+        x.copy_(fn(x))
+    else:
+        x.index_copy_(0, idx, fn(x.index_select(0, idx)))
 
 
 class Augmenter:

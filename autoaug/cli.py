@@ -217,10 +217,21 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
+def _interrupt_on_sigterm() -> None:
+    """Let ``kill PID`` unwind like Ctrl-C, so Ray is stopped and MLflow runs are closed."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from autoaug.errors import AutoaugError
 
+    _interrupt_on_sigterm()
     try:
         return int(args.func(args))
     except AutoaugError as e:

@@ -85,7 +85,9 @@ def warp_affine(x: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> torch.Tens
     ``a [B, 2, 2]`` and ``t [B, 2]`` are in pixels; bilinear sampling, zeros outside.
     """
     _, _, h, w = x.shape
-    a_inv = torch.linalg.inv(a.float()).to(x.dtype)
+    det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]
+    a_inv = torch.stack([torch.stack([a[:, 1, 1], -a[:, 0, 1]], -1),
+                         torch.stack([-a[:, 1, 0], a[:, 0, 0]], -1)], 1) / det.view(-1, 1, 1)
     t_inv = -(a_inv @ t.unsqueeze(-1)).squeeze(-1)
     d = x.new_tensor([2.0 / w, 2.0 / h])
     theta = torch.cat([a_inv * d.view(1, 2, 1) / d.view(1, 1, 2), (t_inv * d).unsqueeze(-1)], dim=2)

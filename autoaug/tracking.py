@@ -18,6 +18,7 @@ from typing import Any
 from autoaug.errors import AutoaugError
 
 PARENT_FILE = "mlflow.json"
+ACTIVE: dict[str, SearchTracker] = {}  # live trackers by parent run id; callbacks look them up here
 
 
 def default_tracking_uri() -> str:
@@ -41,8 +42,12 @@ class SearchTracker:
     """Owns the parent run of one search and the child runs of its trials."""
 
     def __init__(self, tracking_uri: str, experiment: str, search_dir: Path, params: dict[str, Any]) -> None:
+        import logging
+
         from mlflow.tracking import MlflowClient
 
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         check_reachable(tracking_uri)
         artifacts = None
         if tracking_uri.startswith("sqlite:///"):  # local store: artifacts beside the database, absolute
@@ -65,6 +70,7 @@ class SearchTracker:
             record.write_text(json.dumps({"parent_run_id": self.parent_id, "tracking_uri": tracking_uri}))
             self.log_params(self.parent_id, params)
         self.children: dict[str, str] = self._existing_children()
+        ACTIVE[self.parent_id] = self
 
     def _existing_children(self) -> dict[str, str]:
         runs = self.client.search_runs([self.experiment_id],
@@ -109,27 +115,36 @@ class SearchTracker:
             if path.exists():
                 self.client.log_artifact(self.parent_id, str(path))
         self.client.set_terminated(self.parent_id, status)
+        ACTIVE.pop(self.parent_id, None)
 
 
-def tune_callback(tracker: SearchTracker, epochs: int) -> Any:
-    """A Ray Tune callback that mirrors every trial into ``tracker``'s child runs."""
+def tune_callback(parent_id: str, epochs: int) -> Any:
+    """A Ray Tune callback that mirrors every trial into child runs of ``parent_id``.
+
+    It holds only the run id and finds the live :class:`SearchTracker` in :data:`ACTIVE`, so the copy that
+    Tune pickles with the experiment keeps working when a search is resumed in a new process. A child run is
+    made at a trial's first result (or its error), so a trial that an interrupted search never started
+    leaves no run behind.
+    """
     from ray.tune import Callback
 
     class MLflowTrials(Callback):
-        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            tracker.child(trial.trial_id, dict(trial.config))
+        def _child(self, trial: Any) -> tuple[SearchTracker, str]:
+            tracker = ACTIVE[parent_id]
+            return tracker, tracker.child(trial.trial_id, dict(trial.config))
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            run_id = tracker.child(trial.trial_id, dict(trial.config))
+            tracker, run_id = self._child(trial)
             tracker.log_metrics(run_id, {k: result[k] for k in result if k not in ("epoch", "timestamp")},
                                 step=int(result.get("epoch", result.get("training_iteration", 0))))
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            tracker, run_id = self._child(trial)
             epoch = (trial.last_result or {}).get("epoch", 0)
-            tracker.close(tracker.child(trial.trial_id, dict(trial.config)), "FINISHED",
-                          "completed" if epoch >= epochs else "pruned")
+            tracker.close(run_id, "FINISHED", "completed" if epoch >= epochs else "pruned")
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            tracker.close(tracker.child(trial.trial_id, dict(trial.config)), "FAILED", "failed")
+            tracker, run_id = self._child(trial)
+            tracker.close(run_id, "FAILED", "failed")
 
     return MLflowTrials()

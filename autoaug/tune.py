@@ -14,7 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,38 +83,49 @@ def _searcher(space: SearchSpace, seed: int, epochs: int) -> Any:
                                    points_to_evaluate=points, sampler=optuna.samplers.TPESampler(seed=seed))
 
 
-def _progress_callback(total: int, epochs: int, echo: Callable[[str], None]) -> Any:
+@dataclass
+class _Progress:
+    """Live progress of the search running in this process (callbacks find it by name)."""
+
+    total: int
+    echo: Callable[[str], None]
+    done: int = 0
+    pruned: int = 0
+    failed: int = 0
+    best: float = float("nan")
+    t0: float = field(default_factory=time.perf_counter)
+
+    def line(self, trial_id: str, what: str, acc: float | None = None) -> None:
+        ended = self.done + self.pruned + self.failed
+        score = f" val_acc {acc:.4f}" if acc is not None else ""
+        self.echo(f"[{time.perf_counter() - self.t0:6.0f} s] trial {ended}/{self.total} {trial_id} {what}{score}"
+                  f" | done {self.done} pruned {self.pruned} failed {self.failed} | best {self.best:.4f}")
+
+
+PROGRESS: dict[str, _Progress] = {}
+
+
+def _progress_callback(key: str, total: int, epochs: int) -> Any:
+    """One compact line per ended trial; holds only ``key`` (see :data:`PROGRESS`) so it survives a resume."""
     from ray.tune import Callback
 
     class Progress(Callback):
-        """One compact line per finished trial: running / pruned / done / failed, best so far."""
-
-        def __init__(self) -> None:
-            self.done = self.pruned = self.failed = 0
-            self.best = float("nan")
-            self.t0 = time.perf_counter()
-
-        def _line(self, trial: Any, what: str, acc: float | None) -> None:
-            ended = self.done + self.pruned + self.failed
-            score = f" val_acc {acc:.4f}" if acc is not None else ""
-            echo(f"[{time.perf_counter() - self.t0:6.0f} s] trial {ended}/{total} {trial.trial_id} {what}{score}"
-                 f" | done {self.done} pruned {self.pruned} failed {self.failed} | best {self.best:.4f}")
-
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            p = PROGRESS[key]
             result = trial.last_result or {}
             acc = result.get(METRIC)
             pruned = result.get("epoch", epochs) < epochs
-            if acc is not None and not (self.best >= acc):
-                self.best = acc
+            if acc is not None and not (p.best >= acc):
+                p.best = acc
             if pruned:
-                self.pruned += 1
+                p.pruned += 1
             else:
-                self.done += 1
-            self._line(trial, f"{'pruned at epoch ' + str(result.get('epoch')) if pruned else 'done'}", acc)
+                p.done += 1
+            p.line(trial.trial_id, f"pruned at epoch {result.get('epoch')}" if pruned else "done", acc)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self.failed += 1
-            self._line(trial, "FAILED", None)
+            PROGRESS[key].failed += 1
+            PROGRESS[key].line(trial.trial_id, "FAILED")
 
     return Progress()
 
@@ -155,8 +166,10 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
 
 
 def _latest_unfinished(root: Path, dataset: str) -> Path | None:
-    candidates = sorted(p for p in root.glob(f"{dataset}-*") if p.is_dir() and not (p / "best_policy.json").exists())
-    return candidates[-1] if candidates else None
+    """The most recent search folder of ``dataset`` under ``root`` that has no best policy yet."""
+    candidates = [p.parent for p in root.glob("*/search.json")
+                  if not (p.parent / "best_policy.json").exists() and json.loads(p.read_text())["dataset"] == dataset]
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
 
 
 def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = None, model: str = "smallcnn",
@@ -190,6 +203,8 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     settings = {"dataset": dataset, "space": search_space.source, "model": model, "trials": trials,
                 "epochs": epochs, "budget": budget, "train_size": train_size, "seed": seed}
     tracker = SearchTracker(tracking_uri, dataset, out, {**settings, **_versions()})
+    if not resume:
+        (out / "search.json").write_text(json.dumps(settings, indent=2))
     data = load_dataset(dataset, train_size=train_size, seed=seed)
     echo(f"{data.summary()}; space {search_space.source}; {trials} trials x up to {epochs} epochs")
     echo(f"MLflow: run {tracker.parent_id} in {tracking_uri}")
@@ -201,6 +216,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     from autoaug.trial import pack, run_trial
 
     status = "FAILED"
+    PROGRESS[out.name] = _Progress(total=trials, echo=echo)
     started = _start_ray(address, num_cpus)
     try:
         resources, mem_fraction = _resources(cpus_per_trial, gpus_per_trial)
@@ -208,7 +224,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             tune.with_parameters(run_trial, data=pack(data), space=search_space, base=base,
                                  gpu_memory_fraction=mem_fraction),
             resources)
-        callbacks = [_progress_callback(trials, epochs, echo), tune_callback(tracker, epochs)]
+        callbacks = [_progress_callback(out.name, trials, epochs), tune_callback(tracker.parent_id, epochs)]
         if resume and tune.Tuner.can_restore(str(out)):
             tuner = tune.Tuner.restore(str(out), trainable=trainable, resume_errored=False, restart_errored=False)
         else:
@@ -223,14 +239,19 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 run_config=tune.RunConfig(name=out.name, storage_path=str(root), verbose=0, callbacks=callbacks,
                                           failure_config=tune.FailureConfig(max_failures=0)),
             )
-        frame = tuner.fit().get_dataframe()
+        grid = tuner.fit()
+        if grid.num_terminated + grid.num_errors < trials:  # Tune returns normally after Ctrl-C
+            raise KeyboardInterrupt
+        frame = grid.get_dataframe()
         result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker)
         status = "FINISHED"
         return result
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (Ray's handler exits)
         status = "KILLED"
+        echo(f"search interrupted; its state is in {out}. Continue it with --resume (same dataset and storage).")
         raise
     finally:
+        PROGRESS.pop(out.name, None)
         if started:
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json",
