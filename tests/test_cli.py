@@ -41,6 +41,9 @@ def test_ops_and_datasets_listings() -> None:
         (["train", "--epochs", "0"], "'0' must be at least 1"),
         (["train", "imagefolder:/nonexistent/pets"], "image folder '/nonexistent/pets' does not exist"),
         (["train", "--train-size", "999999"], "train size 999999 is out of range"),
+        (["search", "--space", "fancy"], "unknown search space 'fancy'"),
+        (["search", "--budget", "huge"], "unknown budget 'huge'; choose from: tiny, small, medium, large"),
+        (["search", "--resume"], "no unfinished search of 'fashion_mnist_small' to resume"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
