@@ -12,11 +12,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-# Train on the embedded Fashion-MNIST subset without and with augmentation; print both test accuracies.
+# Search a policy on the embedded Fashion-MNIST subset, then train without and with it and print both
+# test accuracies.
 demo: $(BIN)/.installed
+	$(BIN)/autoaug search --budget small --epochs $(EPOCHS) --save-policy $(VENV)/demo-best.json
 	$(BIN)/autoaug train --policy none --epochs $(EPOCHS) --output $(VENV)/demo-none.json
-	$(BIN)/autoaug train --policy trivialaugment --epochs $(EPOCHS) --output $(VENV)/demo-trivialaugment.json
-	@$(BIN)/python -c "import json; [print(f'{p:>15}: test accuracy {json.load(open(\"$(VENV)/demo-\" + p + \".json\"))[\"runs\"][0][\"test_acc\"]:.4f}') for p in ('none', 'trivialaugment')]"
+	$(BIN)/autoaug train --policy $(VENV)/demo-best.json --epochs $(EPOCHS) --output $(VENV)/demo-best-run.json
+	@$(BIN)/python -c "import json; [print(f'{p:>8}: test accuracy {json.load(open(\"$(VENV)/demo-\" + f + \".json\"))[\"runs\"][0][\"test_acc\"]:.4f}') for p, f in (('none', 'none'), ('searched', 'best-run'))]"
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="search folder name (default: DATASET-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the latest unfinished search of DATASET")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in ./mlruns)")
+    p.add_argument("--save-policy", type=Path, default=None, help="also write the best policy to this file")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_search)
 
@@ -182,8 +183,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from autoaug.errors import AutoaugError
     from autoaug.tune import tune_policy
 
+    if args.save_policy is not None and not args.save_policy.resolve().parent.is_dir():
+        raise AutoaugError(f"folder of --save-policy {str(args.save_policy)!r} does not exist")
     result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
                          budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
@@ -191,7 +195,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                          echo=lambda line: print(line, flush=True))
     ops = ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in result.best_policy.ops.items())
     print(f"best policy: val_acc {result.best_val_acc:.4f}: {ops or 'no augmentation'}")
-    print(f"saved to {result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
+    if args.save_policy is not None:
+        result.best_policy.save(args.save_policy)
+    print(f"saved to {args.save_policy or result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
     print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path}")
     ui = "autoaug ui" + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
     print(f"review it: {ui}  (MLflow run {result.mlflow_run_id})")
