@@ -66,11 +66,6 @@ class DatasetSplits:
         """``(C, H, W)``."""
         return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
 
-    def to(self, device: torch.device | str) -> DatasetSplits:
-        """The same splits with every tensor on ``device``."""
-        moved = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
-        return DatasetSplits(name=self.name, classes=self.classes, **moved)
-
     def summary(self) -> str:
         c, h, w = self.image_shape
         return (f"{self.name}: {len(self.train_y)} train / {len(self.val_y)} val / {len(self.test_y)} test, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -127,9 +127,6 @@ class Policy:
             return cls.from_dict(d)
         except AutoaugError as e:
             raise AutoaugError(f"policy file {str(path)!r}: {e}") from None
-
-    def with_name(self, name: str) -> Policy:
-        return replace(self, name=name)
 
 
 # ------------------------------------------------------------------------------------------------ presets
