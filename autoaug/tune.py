@@ -16,13 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoaug.datasets import load_dataset
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.policy import PRESETS, Policy
 from autoaug.search_space import SearchSpace, load_space, space_for_dataset
 from autoaug.train import TrainConfig
+
+if TYPE_CHECKING:
+    from autoaug.tracking import SearchTracker
 
 METRIC, MODE = "val_acc", "max"
 
@@ -274,7 +277,7 @@ def _versions() -> dict[str, str]:
 
 
 def _summarize(frame: Any, space: SearchSpace, out: Path, dataset: str, epochs: int, settings: dict[str, Any],
-               tracker: Any) -> SearchResult:
+               tracker: SearchTracker) -> SearchResult:
     finished = frame[frame["epoch"] == epochs] if "epoch" in frame else frame.iloc[0:0]
     if finished.empty:
         raise AutoaugError(f"no trial of the search in {out} finished all {epochs} epochs")
