@@ -43,7 +43,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", nargs="?", default=DEFAULT_DATASET,
                    help=f"dataset name, imagefolder:PATH or parquet:PATH (default: {DEFAULT_DATASET}); "
                         "see 'autoaug datasets'")
-    p.add_argument("--model", default="smallcnn", help="smallcnn, lenet5 or timm:NAME (default: smallcnn)")
+    p.add_argument("--model", default="smallcnn", help="smallcnn, lenet5, convnet or timm:NAME (default: smallcnn)")
     p.add_argument("--epochs", type=_positive_int, default=10)
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--optimizer", default="adam", help="adam, adamw or sgd (default: adam)")
@@ -79,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", nargs="?", default=DEFAULT_DATASET, help=f"dataset (default: {DEFAULT_DATASET})")
     p.add_argument("--space", default=None, help="search space name or FILE.yaml (default: the dataset's own, "
                                                  "else 'default')")
-    p.add_argument("--model", default="smallcnn", help="smallcnn, lenet5 or timm:NAME (default: smallcnn)")
+    p.add_argument("--model", default=None, help="smallcnn, lenet5, convnet or timm:NAME (default: from --budget)")
     p.add_argument("--budget", default="small", help="tiny, small, medium or large (default: small)")
     p.add_argument("--trials", type=_positive_int, default=None, help="number of trials (default: from --budget)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per full trial (default: from --budget)")
-    p.add_argument("--train-size", type=_positive_int, default=None, help="use only N training images")
+    p.add_argument("--train-size", type=_positive_int, default=None,
+                   help="use only N training images (default: from --budget)")
+    p.add_argument("--scheduler", default="asha", help="asha (stops weak trials early) or fifo (default: asha)")
     p.add_argument("--cpus-per-trial", type=float, default=None)
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPU share per trial (default: 0.25 with a GPU)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
@@ -192,6 +194,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                          budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
                          storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,
+                         scheduler=args.scheduler,
                          echo=lambda line: print(line, flush=True))
     ops = ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in result.best_policy.ops.items())
     print(f"best policy: val_acc {result.best_val_acc:.4f}: {ops or 'no augmentation'}")

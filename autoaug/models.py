@@ -61,7 +61,31 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-MODELS: dict[str, Callable[[int, int, int], nn.Module]] = {"smallcnn": SmallCNN, "lenet5": LeNet5}
+WIDTHS = (32, 32, 64, 64, 128)
+
+
+class ConvNet(nn.Module):
+    """Five 3x3 conv-BN-ReLU layers (32-32-pool-64-64-pool-128), global average pooling, linear head.
+
+    Translation-tolerant and without dropout, so it overfits small training sets: the model on which
+    augmentation pays off. Input ``[B, C, H, W]``.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, image_size: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i, (c_in, c_out) in enumerate(zip((in_channels, *WIDTHS[:-1]), WIDTHS, strict=True)):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            if i in (1, 3):
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(WIDTHS[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+MODELS: dict[str, Callable[[int, int, int], nn.Module]] = {"smallcnn": SmallCNN, "lenet5": LeNet5, "convnet": ConvNet}
 
 
 def _small_stem(model: nn.Module, in_channels: int, image_size: int) -> None:

@@ -8,7 +8,7 @@ error names the file, the key and the bad value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from autoaug.schedule import Schedule
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 Range = tuple[float, float]
+TRAIN_PARAMS = ("lr", "weight_decay")  # training hyper-parameters a space may search (log-uniform)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SearchSpace:
     ops: Mapping[str, OpRange]
     schedule_kinds: tuple[str, ...] = ("constant",)
     schedule_ranges: Mapping[str, Range] | None = None
+    train: Mapping[str, Range] = field(default_factory=dict)  # TRAIN_PARAMS name -> log-uniform range
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Sample a point with an Optuna trial (define-by-run); returns the flat parameters."""
@@ -52,7 +54,13 @@ class SearchSpace:
         kind = params.get("schedule", self.schedule_kinds[0])
         for key in SCHEDULE_PARAMS[kind]:
             params[f"schedule.{key}"] = trial.suggest_float(f"schedule.{key}", *self.schedule_ranges[key])
+        for key, r in self.train.items():
+            params[f"train.{key}"] = trial.suggest_float(f"train.{key}", *r, log=r[0] > 0)
         return params
+
+    def train_overrides(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """The training hyper-parameters in a flat parameter dict, as ``TrainConfig`` field values."""
+        return {key: float(params[f"train.{key}"]) for key in self.train if f"train.{key}" in params}
 
     def to_policy(self, params: Mapping[str, Any], name: str = "searched") -> Policy:
         """The policy a flat parameter dict stands for (ops with probability 0 are left out)."""
@@ -65,8 +73,9 @@ class SearchSpace:
         sched = Schedule(kind, {k: float(params[f"schedule.{k}"]) for k in SCHEDULE_PARAMS[kind]})
         return Policy(ops=ops, schedule=sched, name=name)
 
-    def point(self, policy: Policy) -> dict[str, Any] | None:
-        """The flat parameters of ``policy`` in this space, or ``None`` when the space cannot express it."""
+    def point(self, policy: Policy, train: Mapping[str, float] | None = None) -> dict[str, Any] | None:
+        """The flat parameters of ``policy`` (and of the ``train`` hyper-parameter values, where this space
+        searches them) in this space, or ``None`` when the space cannot express them."""
         if policy.n_ops is not None or set(policy.ops) - set(self.ops):
             return None
         params: dict[str, Any] = {}
@@ -89,6 +98,11 @@ class SearchSpace:
             params["schedule"] = kind
         for key in SCHEDULE_PARAMS[kind]:
             params[f"schedule.{key}"] = policy.schedule.params.get(key, 0.0)
+        for key, (low, high) in self.train.items():
+            value = (train or {}).get(key)
+            if value is None or not low <= value <= high:
+                return None
+            params[f"train.{key}"] = float(value)
         return params
 
 
@@ -136,6 +150,8 @@ def _resolve(space: str, directory: Path = SPACES_DIR) -> Path:
             raise AutoaugError(f"search space file {space!r} does not exist")
         return path.resolve()
     candidate = directory / f"{space}.yaml"
+    if not candidate.is_file():  # a user's file may extend a shipped space by name
+        candidate = SPACES_DIR / f"{space}.yaml"
     if not candidate.is_file():
         names = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
         raise AutoaugError(f"unknown search space {space!r}; choose from: {', '.join(names)}, or FILE.yaml")
@@ -143,9 +159,9 @@ def _resolve(space: str, directory: Path = SPACES_DIR) -> Path:
 
 
 def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
-    unknown = sorted(set(doc) - {"ops", "schedule"})
+    unknown = sorted(set(doc) - {"ops", "schedule", "train"})
     if unknown:
-        raise AutoaugError(f"{source}: unknown key {unknown[0]!r}; allowed: ops, schedule")
+        raise AutoaugError(f"{source}: unknown key {unknown[0]!r}; allowed: ops, schedule, train")
     ops_doc = doc.get("ops") or {}
     if not isinstance(ops_doc, Mapping) or not ops_doc:
         raise AutoaugError(f"{source}: 'ops' must map at least one op name to its ranges")
@@ -177,7 +193,25 @@ def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
     if extra:
         raise AutoaugError(f"{source}: schedule.{extra[0]}: not a parameter of {kinds}; allowed: {sorted(needed)}")
     ranges = {p: _range(f"{source}: schedule.{p}", sched.get(p, [0.0, 1.0])) for p in needed}
-    return SearchSpace(source=source, ops=ops, schedule_kinds=tuple(kinds), schedule_ranges=ranges)
+    return SearchSpace(source=source, ops=ops, schedule_kinds=tuple(kinds), schedule_ranges=ranges,
+                       train=_train_ranges(doc.get("train") or {}, source))
+
+
+def _train_ranges(doc: Any, source: str) -> dict[str, Range]:
+    """``train: {lr: [1e-4, 1e-2], weight_decay: [0, 1e-3]}``: positive ranges, log-uniform when low > 0."""
+    if not isinstance(doc, Mapping):
+        raise AutoaugError(f"{source}: train: must map hyper-parameter names to ranges, got {doc!r}")
+    out = {}
+    for key, value in doc.items():
+        if key not in TRAIN_PARAMS:
+            raise AutoaugError(f"{source}: train.{key}: unknown hyper-parameter; allowed: {', '.join(TRAIN_PARAMS)}")
+        ok = (isinstance(value, list | tuple) and len(value) == 2
+              and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+        if not ok or not 0 <= value[0] <= value[1] or (key == "lr" and value[0] <= 0):
+            low = "> 0" if key == "lr" else ">= 0"
+            raise AutoaugError(f"{source}: train.{key}: {value!r} is not a range [low, high] with low {low}")
+        out[key] = (float(value[0]), float(value[1]))
+    return out
 
 
 def load_space(space: str = "default") -> SearchSpace:

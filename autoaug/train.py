@@ -46,7 +46,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     seed: int = 0
     device: str = "auto"
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -94,14 +94,14 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits ``[N, K]`` for uint8 images ``x [N, C, H, W]`` (moved to the model's device in batches)."""
     model.eval()
     device = next(model.parameters()).device
     return torch.cat([model(_to_float(x[i : i + batch_size].to(device))) for i in range(0, len(x), batch_size)])
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
     """``{"loss", "acc"}`` of ``model`` on uint8 images ``x`` with labels ``y``."""
     if len(y) == 0:
         return {"loss": float("nan"), "acc": float("nan")}

@@ -59,5 +59,5 @@ def run_trial(config: dict[str, Any], *, data: dict[str, Any], space: SearchSpac
     torch.set_num_threads(max(1, threads))
     policy = space.to_policy(config)
     # every trial shares the seed: same initialization and batch order, so trials differ only by policy
-    cfg = replace(base, device=_device(gpu_memory_fraction))
+    cfg = replace(base, device=_device(gpu_memory_fraction), **space.train_overrides(config))
     train(cfg, unpack(data), policy, report=lambda m: tune.report(m))

@@ -14,11 +14,15 @@ import math
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section
 
 from autoaug.augment import Augmenter
 from autoaug.models import build_model
@@ -189,7 +193,6 @@ def main() -> None:
     import torchvision
 
     header = [
-        "# Augmentation benchmark", "",
         f"Machine: {platform.machine()} {platform.processor() or ''}, {args.threads} torch threads, CPU; "
         f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
         f"kornia {kornia.__version__}; git {rev}.", "",
@@ -198,8 +201,7 @@ def main() -> None:
         "in a Python loop (how a Dataset applies them); kornia and autoaug take the whole batch.", "",
     ]
     if args.out is not None:
-        args.out.write_text("\n".join(header + lines))
-        print(f"wrote {args.out}")
+        write_section(args.out, "Augmentation speed", "\n".join(header + lines))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import pytest
 from autoaug.errors import AutoaugError
 from autoaug.policy import PRESETS
 from autoaug.search_space import SPACES_DIR, load_space
+from autoaug.train import TrainConfig
 from autoaug.tune import _searcher
 
 
@@ -45,6 +46,8 @@ def test_presets_are_points_of_the_space() -> None:
         ("ops: {rotate: {}}\nschedule: {kinds: [zigzag]}", "schedule.kinds"),
         ("ops: [rotate", "malformed YAML"),
         ("opps: {}", "unknown key 'opps'"),
+        ("ops: {rotate: {}}\ntrain: {momentum: [0.5, 0.9]}", "train.momentum: unknown hyper-parameter"),
+        ("ops: {rotate: {}}\ntrain: {lr: [0, 0.1]}", "train.lr: [0, 0.1] is not a range"),
     ],
 )
 def test_bad_spaces_name_file_key_and_value(tmp_path: Path, text: str, message: str) -> None:
@@ -61,7 +64,7 @@ def test_unknown_space_name() -> None:
 
 
 def _samples(seed: int) -> list[dict]:
-    searcher = _searcher(load_space("default"), seed=seed, epochs=3)
+    searcher = _searcher(load_space("default"), seed=seed, base=TrainConfig(epochs=3), trials=5)
     return [searcher.suggest(f"t{i}") for i in range(5)]
 
 
@@ -71,3 +74,21 @@ def test_same_seed_same_optuna_samples_and_presets_first() -> None:
     space = load_space("default")
     assert space.to_policy(a[0]).ops == PRESETS["none"].ops
     assert space.to_policy(a[1]).ops == PRESETS["baseline"].ops
+
+
+def test_train_hyper_parameters_are_searched_log_uniform(tmp_path: Path) -> None:
+    path = tmp_path / "lr.yaml"
+    path.write_text("extends: default\ntrain: {lr: [1.0e-4, 1.0e-1], weight_decay: [0, 1.0e-3]}\n")
+    space = load_space(str(path))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    lrs = []
+    for _ in range(200):
+        params = space.suggest(study.ask())
+        overrides = space.train_overrides(params)
+        assert set(overrides) == {"lr", "weight_decay"} and 0 <= overrides["weight_decay"] <= 1e-3
+        lrs.append(overrides["lr"])
+    assert all(1e-4 <= lr <= 1e-1 for lr in lrs)
+    assert 0.15 < sum(lr < 1e-3 for lr in lrs) / len(lrs) < 0.5  # log-uniform: a third below 1e-3
+    point = space.point(PRESETS["none"], {"lr": 1e-3, "weight_decay": 0.0})
+    assert point is not None and space.train_overrides(point) == {"lr": 1e-3, "weight_decay": 0.0}
+    assert space.point(PRESETS["none"], {"lr": 1.0, "weight_decay": 0.0}) is None  # outside the lr range

@@ -92,14 +92,17 @@ def test_too_many_cpus_per_trial(tmp_path: Path) -> None:
                     tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", echo=lambda line: None)
 
 
-def test_interrupted_search_resumes_without_duplicates(tmp_path: Path) -> None:
-    """Ctrl-C the driver mid-search, then ``--resume``: all trials end, one MLflow run per trial."""
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+def test_interrupted_search_resumes_without_duplicates(tmp_path: Path, sig: str) -> None:
+    """Ctrl-C or kill -9 the driver mid-search, then ``--resume``: all trials end, one MLflow run per trial."""
     import os
     import signal
     import sys
     import time
 
     from mlflow.tracking import MlflowClient
+
+    before = _ray_processes()
 
     args = [sys.executable, "-m", "autoaug", "search", "--budget", "tiny", "--trials", "5", "--epochs", "2",
             "--train-size", "400", "--storage", str(tmp_path / "runs"), "--name", "r",
@@ -110,9 +113,16 @@ def test_interrupted_search_resumes_without_duplicates(tmp_path: Path) -> None:
         deadline = time.time() + 400
         while "trial 1/5" not in log.read_text() and first.poll() is None and time.time() < deadline:
             time.sleep(1)
-        first.send_signal(signal.SIGINT)
-        assert first.wait(timeout=120) == 130, log.read_text()
-    assert "Continue it with --resume" in log.read_text()
+        first.send_signal(getattr(signal, sig))
+        code = first.wait(timeout=120)
+    if sig == "SIGINT":
+        assert code == 130 and "Continue it with --resume" in log.read_text(), log.read_text()
+    else:
+        assert code == -signal.SIGKILL
+        deadline = time.time() + 30  # Ray's processes die with their driver (they share its fate)
+        while _ray_processes() - before and time.time() < deadline:
+            time.sleep(1)
+        assert not _ray_processes() - before, "Ray processes outlived the killed driver"
     assert not (tmp_path / "runs" / "r" / "best_policy.json").exists()
 
     second = subprocess.run([*args[:-6], "--storage", str(tmp_path / "runs"), "--resume", "--tracking-uri",
@@ -130,3 +140,26 @@ def test_interrupted_search_resumes_without_duplicates(tmp_path: Path) -> None:
     trial_ids = [c.data.tags["autoaug.trial_id"] for c in children]
     assert sorted(trial_ids) == sorted(trials["trial_id"]) and len(set(trial_ids)) == len(trial_ids)
     assert all(c.info.status == "FINISHED" for c in children)
+    assert _ray_processes() <= before
+
+
+def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
+    """Trials whose learning rate makes the loss NaN fail; the others finish and one of them wins."""
+    from mlflow.tracking import MlflowClient
+
+    space = tmp_path / "wild-lr.yaml"
+    space.write_text("extends: fashion_mnist_small\ntrain: {lr: [1.0e-3, 1.0e+6]}\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    lines: list[str] = []
+    result = tune_policy("fashion_mnist_small", space=str(space), budget="tiny", trials=6, epochs=1,
+                         train_size=400, storage=tmp_path / "runs", name="f", num_cpus=2, cpus_per_trial=1,
+                         tracking_uri=uri, echo=lines.append)
+    client = MlflowClient(uri)
+    children = client.search_runs([client.get_run(result.mlflow_run_id).info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
+    failed = [c for c in children if c.data.tags["autoaug.status"] == "failed"]
+    assert failed and all(c.info.status == "FAILED" for c in failed)
+    assert all(float(c.data.params["train.lr"]) > 1e-3 for c in failed)
+    assert sum(c.data.tags["autoaug.status"] == "completed" for c in children) >= 2  # none and baseline at least
+    assert any("FAILED" in line for line in lines)
+    assert result.best_val_acc > 0.5
