@@ -201,7 +201,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.save_policy is not None:
         result.best_policy.save(args.save_policy)
     print(f"saved to {args.save_policy or result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
-    print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path}")
+    settings = json.loads((result.output_dir / "search.json").read_text())
+    size = f" --train-size {settings['train_size']}" if settings["train_size"] else ""
+    print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path} --model {settings['model']} "
+          f"--epochs {settings['epochs']} --batch-size {settings['batch_size']}{size}")
     ui = "autoaug ui" + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
     print(f"review it: {ui}  (MLflow run {result.mlflow_run_id})")
     return 0

@@ -106,6 +106,13 @@ class SearchTracker:
             self.client.set_tag(run_id, "autoaug.status", outcome)
         self.client.set_terminated(run_id, status)
 
+    def drop_lost_children(self, trial_ids: set[str]) -> None:
+        """Delete still-open child runs of trials not in ``trial_ids``: a driver killed outright loses the
+        trials it started after its last state snapshot, and the resumed search runs them as new trials."""
+        for trial_id, run_id in list(self.children.items()):
+            if trial_id not in trial_ids and self.client.get_run(run_id).info.status == "RUNNING":
+                self.client.delete_run(self.children.pop(trial_id))
+
     def finish(self, status: str, artifacts: list[Path] = ()) -> None:  # type: ignore[assignment]
         """Close every still-open child run, log ``artifacts`` to the parent and close it."""
         for run_id in self.children.values():
@@ -116,6 +123,25 @@ class SearchTracker:
                 self.client.log_artifact(self.parent_id, str(path))
         self.client.set_terminated(self.parent_id, status)
         ACTIVE.pop(self.parent_id, None)
+
+
+def trial_error(trial: Any) -> str:
+    """The last line of a failed Ray Tune trial's error, e.g. ``TrainingDiverged: training loss became nan``.
+
+    Read from the trial's local error files, which Tune writes before it calls the callbacks."""
+    import cloudpickle
+
+    cause = None
+    try:
+        with open(trial.pickled_error_file, "rb") as f:
+            error = cloudpickle.load(f)
+        cause = getattr(error, "cause", None) or error
+    except Exception:
+        pass
+    if cause is None:
+        return "unknown error"
+    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+    return f"{type(cause).__name__}: {lines[-1] if lines else ''}".strip()
 
 
 def tune_callback(parent_id: str, epochs: int) -> Any:
@@ -130,6 +156,8 @@ def tune_callback(parent_id: str, epochs: int) -> Any:
 
     class MLflowTrials(Callback):
         def _child(self, trial: Any) -> tuple[SearchTracker, str]:
+            from autoaug.tracking import ACTIVE  # the live registry: a pickled copy of this class has its own globals
+
             tracker = ACTIVE[parent_id]
             return tracker, tracker.child(trial.trial_id, dict(trial.config))
 
@@ -145,6 +173,7 @@ def tune_callback(parent_id: str, epochs: int) -> Any:
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             tracker, run_id = self._child(trial)
+            tracker.client.set_tag(run_id, "autoaug.error", trial_error(trial)[:5000])
             tracker.close(run_id, "FAILED", "failed")
 
     return MLflowTrials()

@@ -125,6 +125,8 @@ def _progress_callback(key: str, total: int, epochs: int) -> Any:
 
     class Progress(Callback):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            from autoaug.tune import PROGRESS  # the live registry: a pickled copy of this class has its own globals
+
             p = PROGRESS[key]
             result = trial.last_result or {}
             acc = result.get(METRIC)
@@ -138,8 +140,11 @@ def _progress_callback(key: str, total: int, epochs: int) -> Any:
             p.line(trial.trial_id, f"pruned at epoch {result.get('epoch')}" if pruned else "done", acc)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            from autoaug.tracking import trial_error
+            from autoaug.tune import PROGRESS
+
             PROGRESS[key].failed += 1
-            PROGRESS[key].line(trial.trial_id, "FAILED")
+            PROGRESS[key].line(trial.trial_id, f"FAILED ({trial_error(trial)})")
 
     return Progress()
 
@@ -164,6 +169,7 @@ def _start_ray(address: str | None, num_cpus: int | None) -> bool:
     import ray
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # a killed driver loses at most 2 s of search state
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # the progress line and MLflow carry the error
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
@@ -262,6 +268,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         if grid.num_terminated + grid.num_errors < trials:  # Tune returns normally after Ctrl-C
             raise KeyboardInterrupt
         frame = grid.get_dataframe()
+        tracker.drop_lost_children(set(frame["trial_id"]) if "trial_id" in frame else set())
         result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker)
         status = "FINISHED"
         return result
