@@ -95,7 +95,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in ./mlruns)")
     p.add_argument("--save-policy", type=Path, default=None, help="also write the best policy to this file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="skip the final report (retraining the best policy and the presets on several seeds)")
+    p.add_argument("--report-seeds", type=_positive_int, default=3, help="seeds of the final report (default: 3)")
+    p.add_argument("--reports", default="reports", help="folder of the reports (default: ./reports)")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("report", help="retrain a search's best policy and the presets over seeds; write the report",
+                       description="Retrain the best policy of a finished search and the presets none, baseline, "
+                                   "randaugment and trivialaugment on several seeds, evaluate them on the test "
+                                   "split, and write report.md, report.html, comparison.csv and plots.")
+    p.add_argument("search", help="a search folder (autoaug-runs/NAME) or the MLflow run id of a search")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per policy (default: 3)")
+    p.add_argument("--out", default="reports", help="folder of the reports (default: ./reports)")
+    p.add_argument("--robust-size", type=_positive_int, default=2000,
+                   help="test images used for the corruption and FGSM evaluation (default: 2000)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the search's)")
+    p.add_argument("--cpus-per-trial", type=float, default=None)
+    p.add_argument("--gpus-per-trial", type=float, default=None)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the searches tracked here")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite in ./mlruns)")
@@ -198,6 +217,10 @@ def cmd_search(args: argparse.Namespace) -> int:
                          echo=lambda line: print(line, flush=True))
     ops = ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in result.best_policy.ops.items())
     print(f"best policy: val_acc {result.best_val_acc:.4f}: {ops or 'no augmentation'}")
+    frame = result.trials
+    for _, row in frame[frame["preset"] != ""].iterrows():
+        how = "completed" if row["epoch"] >= frame["epoch"].max() else f"stopped by ASHA after epoch {row['epoch']}"
+        print(f"  the {row['preset']!r} point: val_acc {row['val_acc']:.4f} ({how})")
     if args.save_policy is not None:
         result.best_policy.save(args.save_policy)
     print(f"saved to {args.save_policy or result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
@@ -207,6 +230,34 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"--epochs {settings['epochs']} --batch-size {settings['batch_size']}{size}")
     ui = "autoaug ui" + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
     print(f"review it: {ui}  (MLflow run {result.mlflow_run_id})")
+    if args.report:
+        from autoaug.report import make_report
+
+        _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports,
+                                 tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
+                                 gpus_per_trial=args.gpus_per_trial, address=args.address,
+                                 echo=lambda line: print(line, flush=True)).rows)
+    return 0
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    """The report's accuracy columns, aligned."""
+    from autoaug.report import main_table
+
+    header, body = main_table(rows)
+    table = [header[:5], *(row[:5] for row in body)]
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from autoaug.report import make_report
+
+    _print_table(make_report(args.search, seeds=args.seeds, out=args.out, tracking_uri=args.tracking_uri,
+                             robust_size=args.robust_size, cpus_per_trial=args.cpus_per_trial,
+                             gpus_per_trial=args.gpus_per_trial, address=args.address,
+                             echo=lambda line: print(line, flush=True)).rows)
     return 0
 
 

@@ -38,24 +38,56 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise AutoaugError(f"MLflow tracking server {uri!r} does not answer: {getattr(e, 'reason', e)}") from None
 
 
-class SearchTracker:
+def client_for(tracking_uri: str) -> Any:
+    """An ``MlflowClient`` for ``tracking_uri``, with MLflow's own logging quieted; fails fast when unreachable."""
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    check_reachable(tracking_uri)
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri)
+
+
+class _Runs:
+    """Writes params and metrics of runs through one ``MlflowClient``."""
+
+    client: Any
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+                 if isinstance(v, int | float) and not isinstance(v, bool)]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i : i + 500])
+
+    def close(self, run_id: str, status: str, outcome: str | None = None) -> None:
+        if outcome:
+            self.client.set_tag(run_id, "autoaug.status", outcome)
+        self.client.set_terminated(run_id, status)
+
+
+class SearchTracker(_Runs):
     """Owns the parent run of one search and the child runs of its trials."""
 
     def __init__(self, tracking_uri: str, experiment: str, search_dir: Path, params: dict[str, Any]) -> None:
-        import logging
-
-        from mlflow.tracking import MlflowClient
-
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        check_reachable(tracking_uri)
+        self.uri = tracking_uri
+        self.client = client_for(tracking_uri)
         artifacts = None
         if tracking_uri.startswith("sqlite:///"):  # local store: artifacts beside the database, absolute
-            folder = Path(tracking_uri[len("sqlite:///"):]).parent
-            folder.mkdir(parents=True, exist_ok=True)
-            artifacts = (folder / "artifacts").as_uri()
-        self.uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
+            artifacts = (Path(tracking_uri[len("sqlite:///"):]).parent / "artifacts").as_uri()
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment, artifacts)
         record = search_dir / PARENT_FILE
@@ -77,13 +109,6 @@ class SearchTracker:
                                        filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'")
         return {r.data.tags["autoaug.trial_id"]: r.info.run_id for r in runs if "autoaug.trial_id" in r.data.tags}
 
-    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[i : i + 100])
-
     def child(self, trial_id: str, params: dict[str, Any]) -> str:
         """The child run of ``trial_id``, created once."""
         if trial_id not in self.children:
@@ -92,19 +117,6 @@ class SearchTracker:
             self.children[trial_id] = run.info.run_id
             self.log_params(run.info.run_id, params)
         return self.children[trial_id]
-
-    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                 if isinstance(v, int | float) and not isinstance(v, bool)]
-        self.client.log_batch(run_id, metrics=items)
-
-    def close(self, run_id: str, status: str, outcome: str | None = None) -> None:
-        if outcome:
-            self.client.set_tag(run_id, "autoaug.status", outcome)
-        self.client.set_terminated(run_id, status)
 
     def drop_lost_children(self, trial_ids: set[str]) -> None:
         """Delete still-open child runs of trials not in ``trial_ids``: a driver killed outright loses the
@@ -123,6 +135,39 @@ class SearchTracker:
                 self.client.log_artifact(self.parent_id, str(path))
         self.client.set_terminated(self.parent_id, status)
         ACTIVE.pop(self.parent_id, None)
+
+
+class FinalTracker(_Runs):
+    """The reporter's final retrains as child runs of a search's parent run (``autoaug.role=final``, with
+    ``autoaug.policy`` and ``autoaug.seed`` tags), and the report's files as artifacts of the parent."""
+
+    def __init__(self, tracking_uri: str, parent_id: str) -> None:
+        self.client = client_for(tracking_uri)
+        self.parent_id = parent_id
+        self.experiment_id = self.client.get_run(parent_id).info.experiment_id
+
+    def log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str:
+        """One run for one final record (see :func:`autoaug.final.final_run`); FAILED with its error if it has one."""
+        name, seed = record["policy"], record["seed"]
+        run_id = self.client.create_run(self.experiment_id, run_name=f"final-{name}-seed{seed}", tags={
+            "mlflow.parentRunId": self.parent_id, "autoaug.role": "final", "autoaug.policy": name,
+            "autoaug.seed": str(seed)}).info.run_id
+        self.log_params(run_id, {**params, "policy": name, "seed": seed})
+        if "error" in record:
+            self.client.set_tag(run_id, "autoaug.error", record["error"][:5000])
+            self.close(run_id, "FAILED", "failed")
+            return run_id
+        for m in record["history"]:
+            self.log_metrics(run_id, {k: v for k, v in m.items() if k != "epoch"}, step=m["epoch"])
+        final = {f"test_{k}": v for k, v in record["test"].items()}
+        final |= {k: record[k] for k in ("train_acc", "gap", "corruption_acc", "fgsm_acc", "train_seconds",
+                                          "aug_share", "peak_memory_mb", "cpu_util")}
+        self.log_metrics(run_id, final, step=len(record["history"]))
+        self.close(run_id, "FINISHED", "completed")
+        return run_id
+
+    def log_report(self, folder: Path) -> None:
+        self.client.log_artifacts(self.parent_id, str(folder), artifact_path="report")
 
 
 def trial_error(trial: Any) -> str:

@@ -153,7 +153,7 @@ def train(config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none
     """Train ``config.model`` on ``data.train`` with ``policy``; validate on ``data.val`` every epoch.
 
     ``report(metrics)`` gets, per epoch: ``epoch, train_loss, train_acc, val_loss, val_acc, lr, magnitude,
-    epoch_seconds, images_per_second, aug_ms_per_batch``. Raises :class:`TrainingDiverged` on a NaN loss.
+    epoch_seconds, images_per_second, aug_ms_per_batch, aug_seconds``. Raises :class:`TrainingDiverged` on a NaN loss.
     The test split is never touched here.
     """
     policy = resolve_policy(policy)
@@ -216,6 +216,7 @@ def train(config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none
             "epoch_seconds": epoch_s,
             "images_per_second": steps * bs / epoch_s,
             "aug_ms_per_batch": 1000 * aug_s / steps,
+            "aug_seconds": aug_s,
         }
         result.history.append(metrics)
         if report is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -70,6 +71,25 @@ def _define(space: SearchSpace, trial: Any) -> None:
     space.suggest(trial)
 
 
+def _preset_points(space: SearchSpace, base: TrainConfig) -> dict[str, dict[str, Any]]:
+    """The presets ``none`` and ``baseline`` as flat points of ``space`` (where it can express them)."""
+    train = {"lr": base.lr, "weight_decay": base.weight_decay}
+    points = {name: space.point(PRESETS[name], train) for name in ("none", "baseline")}
+    return {name: p for name, p in points.items() if p is not None}
+
+
+def _preset_column(frame: Any, points: dict[str, dict[str, Any]]) -> list[str]:
+    """For each trial (row of ``frame``), the preset whose point it evaluated, or ``""``."""
+    def same(a: Any, b: Any) -> bool:
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isclose(a, b))
+
+    def which(row: Any) -> str:
+        return next((name for name, point in points.items()
+                     if all(same(row.get(f"config/{k}"), v) for k, v in point.items())), "")
+
+    return [which(row) for _, row in frame.iterrows()]
+
+
 def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int) -> Any:
     """Seeded TPE; a quarter of the trials (at least the presets and two random points) start it."""
     import optuna
@@ -90,8 +110,7 @@ def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int) -> 
                 return
             super().on_trial_complete(trial_id, result, error)
 
-    train = {"lr": base.lr, "weight_decay": base.weight_decay}
-    points = [p for p in (space.point(PRESETS[name], train) for name in ("none", "baseline")) if p is not None]
+    points = list(_preset_points(space, base).values())
     return PrunedAwareOptunaSearch(space=functools.partial(_define, space), metric=METRIC, mode=MODE,
                                    points_to_evaluate=points, sampler=optuna.samplers.TPESampler(
                                        seed=seed, n_startup_trials=max(len(points) + 2, trials // 4)))
@@ -113,7 +132,7 @@ class _Progress:
         ended = self.done + self.pruned + self.failed
         score = f" val_acc {acc:.4f}" if acc is not None else ""
         self.echo(f"[{time.perf_counter() - self.t0:6.0f} s] trial {ended}/{self.total} {trial_id} {what}{score}"
-                  f" | done {self.done} pruned {self.pruned} failed {self.failed} | best {self.best:.4f}")
+                  f" | done {self.done} pruned {self.pruned} failed {self.failed} | best completed {self.best:.4f}")
 
 
 PROGRESS: dict[str, _Progress] = {}
@@ -131,7 +150,7 @@ def _progress_callback(key: str, total: int, epochs: int) -> Any:
             result = trial.last_result or {}
             acc = result.get(METRIC)
             pruned = result.get("epoch", epochs) < epochs
-            if acc is not None and not (p.best >= acc):
+            if acc is not None and not pruned and not (p.best >= acc):
                 p.best = acc
             if pruned:
                 p.pruned += 1
@@ -147,43 +166,6 @@ def _progress_callback(key: str, total: int, epochs: int) -> Any:
             PROGRESS[key].line(trial.trial_id, f"FAILED ({trial_error(trial)})")
 
     return Progress()
-
-
-def _resources(cpus: float | None, gpus: float | None) -> tuple[dict[str, float], float | None]:
-    """Per-trial resources: a GPU share when there is a GPU (default 0.25), else a CPU share."""
-    import ray
-    import torch
-
-    total = ray.cluster_resources()
-    have_gpu = total.get("GPU", 0) > 0 and torch.cuda.is_available()
-    gpu = (0.25 if have_gpu else 0.0) if gpus is None else gpus
-    cpu = cpus if cpus is not None else (1.0 if gpu > 0 else max(1.0, total.get("CPU", 1) / 2))
-    for name, want, have in (("cpus", cpu, total.get("CPU", 0)), ("gpus", gpu, total.get("GPU", 0))):
-        if want > have:
-            raise AutoaugError(f"{want:g} {name} per trial is more than the {have:g} this Ray cluster has")
-    return {"cpu": cpu, "gpu": gpu}, (gpu * 0.9 if gpu > 0 else None)
-
-
-def _start_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to ``address`` (or RAY_ADDRESS), else start a quiet local Ray. True when we started it."""
-    import ray
-
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # a killed driver loses at most 2 s of search state
-    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # the progress line and MLflow carry the error
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
-    try:
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        raise AutoaugError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
-    return True
 
 
 def _latest_unfinished(root: Path, dataset: str) -> Path | None:
@@ -229,6 +211,8 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     tracker = SearchTracker(tracking_uri, dataset, out, {**settings, **_versions()})
     if not resume:
         (out / "search.json").write_text(json.dumps(settings, indent=2))
+    # wall time of the search, summed over its Ctrl-C-interrupted parts (a driver killed outright loses its part)
+    t_start = time.perf_counter() - json.loads((out / "search.json").read_text()).get("wall_seconds", 0.0)
     data = load_dataset(dataset, train_size=train_size, seed=seed)
     echo(f"{data.summary()}; space {search_space.source}; {trials} trials x up to {epochs} epochs")
     echo(f"MLflow: run {tracker.parent_id} in {tracking_uri}")
@@ -237,13 +221,14 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from autoaug.trial import pack, run_trial
+    from autoaug.cluster import pack, start_ray, trial_resources
+    from autoaug.trial import run_trial
 
     status = "FAILED"
     PROGRESS[out.name] = _Progress(total=trials, echo=echo)
-    started = _start_ray(address, num_cpus)
+    started = start_ray(address, num_cpus)
     try:
-        resources, mem_fraction = _resources(cpus_per_trial, gpus_per_trial)
+        resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, data=pack(data), space=search_space, base=base,
                                  gpu_memory_fraction=mem_fraction),
@@ -269,11 +254,14 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             raise KeyboardInterrupt
         frame = grid.get_dataframe()
         tracker.drop_lost_children(set(frame["trial_id"]) if "trial_id" in frame else set())
+        settings["wall_seconds"] = time.perf_counter() - t_start
+        frame["preset"] = _preset_column(frame, _preset_points(search_space, base))
         result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker)
         status = "FINISHED"
         return result
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (Ray's handler exits)
         status = "KILLED"
+        _write_json(out / "search.json", {**settings, "wall_seconds": time.perf_counter() - t_start})
         echo(f"search interrupted; its state is in {out}. Continue it with --resume (same dataset and storage).")
         raise
     finally:
@@ -282,6 +270,13 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json",
                                 _space_file(search_space)])
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
 
 
 def _space_file(space: SearchSpace) -> Path:
@@ -311,6 +306,6 @@ def _summarize(frame: Any, space: SearchSpace, out: Path, dataset: str, epochs: 
     frame.to_csv(out / "trials.csv", index=False)
     summary = {**settings, "best_val_acc": float(best_row[METRIC]), "mlflow_run_id": tracker.parent_id,
                "tracking_uri": tracker.uri}
-    (out / "search.json").write_text(json.dumps(summary, indent=2))
+    _write_json(out / "search.json", summary)
     tracker.log_metrics(tracker.parent_id, {"best_val_acc": summary["best_val_acc"]}, step=0)
     return SearchResult(best, summary["best_val_acc"], frame, out, policy_path, tracker.parent_id, tracker.uri)

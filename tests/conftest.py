@@ -61,3 +61,23 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def ray_processes() -> set[int]:
+    """PIDs of Ray's node processes on this machine."""
+    import subprocess
+
+    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+@pytest.fixture(scope="session")
+def search(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
+    """A finished tiny search on real Ray, tracked in the real MLflow server: ``(SearchResult, Ray PIDs before)``."""
+    from autoaug.tune import tune_policy
+
+    before = ray_processes()
+    result = tune_policy("fashion_mnist_small", budget="tiny", trials=5, epochs=3, train_size=600,
+                         storage=tmp_path_factory.mktemp("runs"), name="s", num_cpus=2, cpus_per_trial=1,
+                         tracking_uri=mlflow_server, echo=lambda line: None)
+    return result, before

@@ -44,6 +44,8 @@ def test_ops_and_datasets_listings() -> None:
         (["search", "--space", "fancy"], "unknown search space 'fancy'"),
         (["search", "--budget", "huge"], "unknown budget 'huge'; choose from: tiny, small, medium, large"),
         (["search", "--resume"], "no unfinished search of 'fashion_mnist_small' to resume"),
+        (["report", "nope"], "search 'nope' is neither a search folder nor an MLflow run id"),
+        (["report", "nope", "--seeds", "0"], "'0' must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:

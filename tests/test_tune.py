@@ -5,24 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ray_processes as _ray_processes
 
 from autoaug.errors import AutoaugError
 from autoaug.policy import Policy
 from autoaug.tune import tune_policy
-
-
-def _ray_processes() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
-
-
-@pytest.fixture(scope="module")
-def search(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
-    before = _ray_processes()
-    result = tune_policy("fashion_mnist_small", budget="tiny", trials=5, epochs=3, train_size=600,
-                         storage=tmp_path_factory.mktemp("runs"), name="s", num_cpus=2, cpus_per_trial=1,
-                         tracking_uri=mlflow_server, echo=lambda line: None)
-    return result, before
 
 
 def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: str) -> None:
@@ -34,8 +21,8 @@ def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: st
     assert parent.info.status == "FINISHED" and parent.data.params["dataset"] == "fashion_mnist_small"
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
     assert {"best_policy.json", "trials.csv", "fashion_mnist_small.yaml"} <= artifacts
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
+    children = client.search_runs([parent.info.experiment_id], filter_string=(
+        f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'trial'"))
     assert len(children) == 5
     assert all(c.info.status == "FINISHED" for c in children)
     outcomes = sorted(c.data.tags["autoaug.status"] for c in children)
@@ -105,7 +92,7 @@ def test_interrupted_search_resumes_without_duplicates(tmp_path: Path, sig: str)
     before = _ray_processes()
 
     args = [sys.executable, "-m", "autoaug", "search", "--budget", "tiny", "--trials", "5", "--epochs", "2",
-            "--train-size", "400", "--storage", str(tmp_path / "runs"), "--name", "r",
+            "--train-size", "400", "--no-report", "--storage", str(tmp_path / "runs"), "--name", "r",
             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     log = tmp_path / "first.log"
     with log.open("w") as out:

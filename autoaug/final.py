@@ -1,0 +1,107 @@
+"""Final retrains: each policy on several seeds, evaluated on the test split, in parallel as Ray tasks.
+
+A final run trains on the search's training split with the search's model, epochs and batch size (the
+regime the policy was searched for), keeps the validation split for its learning curve, and only then
+touches the test split: accuracy, loss, macro precision / recall / F1, confusion matrix, clean training
+accuracy (for the generalization gap), common corruptions and FGSM on the first ``robust_size`` test
+images, and its cost (seconds, augmentation share, peak memory, CPU or GPU use).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from autoaug.datasets import DatasetSplits
+from autoaug.metrics import classification_metrics
+from autoaug.policy import Policy
+from autoaug.robustness import FGSM_EPSILON, corruption_accuracy, fgsm_accuracy
+from autoaug.train import TrainConfig, evaluate, predict, resolve_device, train
+
+
+@dataclass(frozen=True)
+class FinalSettings:
+    """What every final run of a report shares: training config (its seed is replaced per run) and the
+    robustness evaluation."""
+
+    base: TrainConfig
+    robust_size: int = 2000
+    fgsm_epsilon: float = FGSM_EPSILON
+
+
+def final_run(policy: Policy, seed: int, data: DatasetSplits, settings: FinalSettings) -> dict[str, Any]:
+    """Train with ``policy`` and ``seed``, then evaluate on the test split; a JSON-ready record."""
+    cfg = replace(settings.base, seed=seed)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    result = train(cfg, data, policy)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    model = result.model
+    test = classification_metrics(predict(model, data.test_x, cfg.eval_batch_size), data.test_y)
+    train_acc = evaluate(model, data.train_x, data.train_y, cfg.eval_batch_size)["acc"]
+    rx, ry = data.test_x[: settings.robust_size], data.test_y[: settings.robust_size]
+    corruptions = corruption_accuracy(model, rx, ry, seed=seed)
+    train_seconds = sum(m["epoch_seconds"] for m in result.history)
+    return {
+        "policy": policy.name,
+        "seed": seed,
+        "history": result.history,
+        "test": test,
+        "train_acc": train_acc,
+        "gap": train_acc - test["acc"],
+        "corruptions": {name: {str(s): acc for s, acc in levels.items()} for name, levels in corruptions.items()},
+        "corruption_acc": sum(a for levels in corruptions.values() for a in levels.values())
+        / sum(len(levels) for levels in corruptions.values()),
+        "fgsm_acc": fgsm_accuracy(model, rx, ry, epsilon=settings.fgsm_epsilon),
+        "train_seconds": train_seconds,
+        "aug_share": sum(m["aug_seconds"] for m in result.history) / train_seconds,
+        "wall_seconds": wall,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu_util": cpu / (wall * torch.get_num_threads()) if device.type == "cpu" else math.nan,
+        "peak_memory_mb": (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+                           else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20,
+    }
+
+
+def _remote_final(packed: dict[str, Any], policy: Policy, seed: int, settings: FinalSettings,
+                  gpu_memory_fraction: float | None) -> dict[str, Any]:
+    from autoaug.cluster import unpack, worker_device
+
+    settings = replace(settings, base=replace(settings.base, device=worker_device(gpu_memory_fraction)))
+    return final_run(policy, seed, unpack(packed), settings)
+
+
+def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSplits, settings: FinalSettings, *,
+               resources: Mapping[str, float], gpu_memory_fraction: float | None,
+               on_record: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Every (policy, seed) as a Ray task with ``resources``, in a fresh worker each (so the peak memory is
+    the run's own); ``on_record`` gets each record as it arrives. A run that raises gives a record with an
+    ``error`` instead of metrics; the others go on. Needs a started Ray."""
+    import ray
+
+    from autoaug.cluster import pack
+
+    ref = ray.put(pack(data, test=True))
+    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_calls=1)(_remote_final)
+    pending = {task.remote(ref, p, s, settings, gpu_memory_fraction): (p.name, s) for p in policies for s in seeds}
+    records = []
+    while pending:
+        (done,), _ = ray.wait(list(pending), num_returns=1)
+        name, seed = pending.pop(done)
+        try:
+            record = ray.get(done)
+        except ray.exceptions.RayTaskError as e:
+            cause = e.cause if getattr(e, "cause", None) is not None else e
+            record = {"policy": name, "seed": seed, "error": f"{type(cause).__name__}: {cause}".splitlines()[0]}
+        records.append(record)
+        on_record(record)
+    return records

@@ -1,0 +1,140 @@
+"""The report's figures, one function per PNG. Each takes plain data (records, frames, policies) and a path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autoaug.policy import Policy
+
+
+def _figure(width: float = 7.0, height: float = 4.0, nrows: int = 1, ncols: int = 1) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def learning_curves(records: Mapping[str, Sequence[dict[str, Any]]], path: Path) -> Path:
+    """Validation accuracy per epoch, mean over seeds with a ±1 std band, one line per policy."""
+    fig, ax = _figure()
+    ax = ax[0, 0]
+    for name, runs in records.items():
+        acc = np.array([[m["val_acc"] for m in r["history"]] for r in runs])
+        epochs = np.arange(1, acc.shape[1] + 1)
+        mean, std = acc.mean(0), acc.std(0, ddof=1) if len(acc) > 1 else np.zeros(acc.shape[1])
+        ax.plot(epochs, mean, marker="o", ms=2.5, label=f"{name} (n={len(acc)})",
+                lw=2.2 if name in ("none", "searched") else 1.2)
+        ax.fill_between(epochs, mean - std, mean + std, alpha=0.15)
+    ax.set(xlabel="epoch", ylabel="validation accuracy", title="Learning curves: with vs without augmentation")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def policy_bars(policy: Policy, path: Path) -> Path:
+    """Magnitude and probability of each op of ``policy``."""
+    names = list(policy.ops) or ["(no ops)"]
+    mags = [c.magnitude for c in policy.ops.values()] or [0.0]
+    probs = [c.probability for c in policy.ops.values()] or [0.0]
+    fig, ax = _figure(7.0, 0.8 + 0.35 * len(names))
+    ax = ax[0, 0]
+    y = np.arange(len(names))
+    ax.barh(y - 0.2, mags, 0.4, label="magnitude")
+    ax.barh(y + 0.2, probs, 0.4, label="probability")
+    ax.set(yticks=y, yticklabels=names, xlim=(0, 1), xlabel="normalized value (autoaug ops shows the units)",
+           title=f"Policy {policy.name!r}")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def schedule(policy: Policy, history: Sequence[dict[str, Any]], path: Path) -> Path:
+    """The magnitude factor of ``policy``'s schedule over training, with the factor logged each epoch."""
+    fig, ax = _figure(6.0, 3.2)
+    ax = ax[0, 0]
+    epochs = len(history)
+    t = np.linspace(0, 1, 200)
+    ax.plot(t * epochs, [policy.schedule.factor(p) for p in t], label=f"{policy.schedule.kind} schedule")
+    ax.plot(np.arange(epochs), [m["magnitude"] for m in history], "o", ms=3, label="logged at epoch start")
+    ax.set(xlabel="epoch", ylabel="magnitude factor", ylim=(-0.05, 1.05), title="Magnitude schedule")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def search_progress(trials: Any, epochs: int, path: Path) -> Path:
+    """Each trial's last validation accuracy against the time it ended; completed vs pruned; best so far."""
+    fig, ax = _figure()
+    ax = ax[0, 0]
+    ended = trials["timestamp"] - (trials["timestamp"] - trials["time_total_s"]).min()
+    completed = trials["epoch"] >= epochs
+    ax.scatter(ended[completed] / 60, trials.loc[completed, "val_acc"], label="completed", zorder=3)
+    ax.scatter(ended[~completed] / 60, trials.loc[~completed, "val_acc"], marker="x", label="pruned by ASHA",
+               zorder=3)
+    order = np.argsort(ended[completed].to_numpy())
+    best = np.maximum.accumulate(trials.loc[completed, "val_acc"].to_numpy()[order])
+    ax.step(ended[completed].to_numpy()[order] / 60, best, where="post", label="best completed so far")
+    ax.set(xlabel="minutes since the search started", ylabel="validation accuracy", title="Search progress")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def confusion(matrices: Mapping[str, Sequence[Sequence[int]]], classes: Sequence[str], path: Path) -> Path:
+    """Row-normalized confusion matrices (true class per row), one panel per policy."""
+    fig, axes = _figure(4.2 * len(matrices), 4.2, ncols=len(matrices))
+    for ax, (name, cm) in zip(axes[0], matrices.items(), strict=True):
+        m = np.asarray(cm, dtype=float)
+        m = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+        ticks = np.arange(len(classes))
+        ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title=name)
+        ax.set_xticklabels([c[:8] for c in classes], rotation=90, fontsize=7)
+        ax.set_yticklabels([c[:8] for c in classes], fontsize=7)
+    return _save(fig, path)
+
+
+def robustness(records: Mapping[str, Sequence[dict[str, Any]]], path: Path) -> Path:
+    """Accuracy against corruption severity (mean over corruptions and seeds), one line per policy."""
+    fig, ax = _figure(6.0, 3.6)
+    ax = ax[0, 0]
+    for name, runs in records.items():
+        sev = sorted(next(iter(runs[0]["corruptions"].values())), key=int)
+        acc = [np.mean([r["corruptions"][c][s] for r in runs for c in r["corruptions"]]) for s in sev]
+        clean = np.mean([r["test"]["acc"] for r in runs])
+        ax.plot([0, *map(int, sev)], [clean, *acc], marker="o", label=name)
+    ax.set(xlabel="severity (0 = clean)", ylabel="test accuracy", title="Common corruptions")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def samples(images: Any, rows: Mapping[str, Any], path: Path) -> Path:
+    """A grid: originals in the first row, then one row per entry of ``rows`` (augmented copies), each a
+    float tensor ``[N, C, H, W]`` in ``[0, 1]``."""
+    named = {"original": images, **rows}
+    n = images.shape[0]
+    fig, axes = _figure(1.1 * n + 1.2, 1.15 * len(named), nrows=len(named), ncols=n)
+    for r, (label, batch) in enumerate(named.items()):
+        for c in range(n):
+            img = batch[c].permute(1, 2, 0).cpu().numpy()
+            axes[r, c].imshow(img[..., 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,499 @@
+"""The reporter: retrain a search's best policy and the presets over seeds, compare them, write the report.
+
+``make_report(search)`` takes a finished search folder (or its MLflow parent run id), runs the final
+retrains (:mod:`autoaug.final`) through Ray, logs each as an MLflow run nested under the search's parent run
+(tags ``autoaug.role=final``, ``autoaug.policy=NAME``), and writes ``REPORTS/<dataset>-<timestamp>/``:
+``report.md`` (the comparison table first), a self-contained ``report.html``, ``comparison.csv``,
+``runs.json`` (every run's record) and the PNG figures. The folder appears whole or not at all.
+
+Every policy is compared with ``none`` paired by seed: the mean difference of test accuracy with a 95%
+Student t interval over the n seeds, and a verdict (better / no significant difference / worse).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoaug.errors import AutoaugError
+from autoaug.policy import PRESETS, Policy
+from autoaug.stats import compare_paired, mean_std
+
+BASELINES = ("none", "baseline", "randaugment", "trivialaugment")
+SEARCHED = "searched"
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+SEARCH_FILES = ("search.json", "trials.csv", "best_policy.json")
+
+
+# ------------------------------------------------------------------------------------------------ the search
+@dataclass(frozen=True)
+class FinishedSearch:
+    """What the reporter needs from a finished search."""
+
+    folder: Path
+    settings: dict[str, Any]  # search.json: dataset, model, epochs, batch_size, train_size, seed, budget, ...
+    trials: Any  # pandas.DataFrame, trials.csv
+    best: Policy
+    parent_run_id: str | None
+    tracking_uri: str | None
+
+    def train_overrides(self) -> dict[str, float]:
+        """Training hyper-parameters the best trial used, where the space searched them (``train.*``)."""
+        epochs = self.settings["epochs"]
+        done = self.trials[self.trials["epoch"] >= epochs]
+        row = done.loc[done["val_acc"].idxmax()]
+        return {k[len("config/train."):]: float(v) for k, v in row.items() if k.startswith("config/train.")}
+
+
+def load_search(search: str | os.PathLike[str], tracking_uri: str | None = None) -> FinishedSearch:
+    """A search folder, or the MLflow parent run id of a search (its artifacts are downloaded)."""
+    import pandas as pd
+
+    folder = Path(search).expanduser()
+    if not folder.is_dir():
+        if not RUN_ID.match(str(search)):
+            raise AutoaugError(f"search {str(search)!r} is neither a search folder nor an MLflow run id")
+        folder = _download_search(str(search), tracking_uri)
+    if not (folder / "search.json").exists():
+        raise AutoaugError(f"{str(folder)!r} is not a search folder: it has no search.json")
+    settings = json.loads((folder / "search.json").read_text())
+    missing = [f for f in SEARCH_FILES if not (folder / f).exists()]
+    if missing or "best_val_acc" not in settings:
+        raise AutoaugError(f"search {str(search)!r} holds no finished trial (no {', '.join(missing) or 'best score'}); "
+                           f"finish it with: autoaug search {settings.get('dataset', '')} --resume")
+    record = folder / "mlflow.json"
+    parent = json.loads(record.read_text()) if record.exists() else {}
+    return FinishedSearch(folder.resolve(), settings, pd.read_csv(folder / "trials.csv"),
+                          Policy.load(folder / "best_policy.json"), parent.get("parent_run_id"),
+                          tracking_uri or parent.get("tracking_uri"))
+
+
+def _download_search(run_id: str, tracking_uri: str | None) -> Path:
+    from autoaug.tracking import client_for, default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri()
+    client = client_for(uri)
+    try:
+        client.get_run(run_id)
+    except Exception:
+        raise AutoaugError(f"MLflow run {run_id!r} does not exist in {uri}") from None
+    folder = Path(tempfile.mkdtemp(prefix=f"autoaug-search-{run_id[:8]}-"))
+    for name in SEARCH_FILES:
+        with contextlib.suppress(Exception):  # load_search names what is missing
+            client.download_artifacts(run_id, name, str(folder))
+    (folder / "mlflow.json").write_text(json.dumps({"parent_run_id": run_id, "tracking_uri": uri}))
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------ summary
+METRICS = {  # column -> how to read it from a run record
+    "acc": lambda r: r["test"]["acc"],
+    "precision": lambda r: r["test"]["precision"],
+    "recall": lambda r: r["test"]["recall"],
+    "f1": lambda r: r["test"]["f1"],
+    "loss": lambda r: r["test"]["loss"],
+    "gap": lambda r: r["gap"],
+    "corruption_acc": lambda r: r["corruption_acc"],
+    "fgsm_acc": lambda r: r["fgsm_acc"],
+    "train_seconds": lambda r: r["train_seconds"],
+    "aug_share": lambda r: r["aug_share"],
+    "peak_memory_mb": lambda r: r["peak_memory_mb"],
+    "cpu_util": lambda r: r["cpu_util"],
+}
+COMPARED = ("acc", "corruption_acc", "fgsm_acc")  # paired with `none` by seed
+
+
+def by_policy(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Successful records grouped by policy (in first-seen order), each group sorted by seed."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if "error" not in r:
+            groups.setdefault(r["policy"], []).append(r)
+    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in groups.items()}
+
+
+def comparison_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per policy: mean and std of every metric over seeds, and the paired differences to ``none``."""
+    rows = []
+    reference = {r["seed"]: r for r in groups.get("none", [])}
+    for name, runs in groups.items():
+        row: dict[str, Any] = {"policy": name, "n": len(runs), "seeds": " ".join(str(r["seed"]) for r in runs)}
+        for key, read in METRICS.items():
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([read(r) for r in runs])
+        for key in COMPARED:
+            paired = [r for r in runs if r["seed"] in reference]
+            if name == "none" or not paired:
+                continue
+            c = compare_paired([METRICS[key](r) for r in paired], [METRICS[key](reference[r["seed"]]) for r in paired])
+            row |= {f"{key}_diff": c.mean, f"{key}_ci_low": c.low, f"{key}_ci_high": c.high,
+                    f"{key}_n_pairs": c.n, f"{key}_verdict": c.verdict}
+        rows.append(row)
+    return rows
+
+
+def _pm(row: dict[str, Any], key: str, digits: int = 4) -> str:
+    return f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}"
+
+
+def _diff(row: dict[str, Any], key: str) -> str:
+    if f"{key}_diff" not in row:
+        return "—"
+    if row[f"{key}_n_pairs"] == 1:
+        return f"{row[f'{key}_diff']:+.4f} (n = 1, no interval)"
+    return f"{row[f'{key}_diff']:+.4f} [{row[f'{key}_ci_low']:+.4f}, {row[f'{key}_ci_high']:+.4f}]"
+
+
+def main_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The report's first table: accuracy with its paired difference to ``none`` and verdict, F1, robustness, cost."""
+    header = ["policy", "n", "test accuracy", "Δ vs none [95% CI]", "verdict", "macro F1", "corruption acc",
+              "FGSM acc", "train − test acc", "train s", "aug share"]
+    body = [[r["policy"], str(r["n"]), _pm(r, "acc"), _diff(r, "acc"), r.get("acc_verdict", "reference"),
+             _pm(r, "f1"), _pm(r, "corruption_acc"), _pm(r, "fgsm_acc"), _pm(r, "gap"),
+             f"{r['train_seconds_mean']:.0f}", f"{100 * r['aug_share_mean']:.1f}%"] for r in rows]
+    return header, body
+
+
+# ------------------------------------------------------------------------------------------------ documents
+Block = tuple[str, Any]  # ("h1" | "h2" | "p" | "pre", text), ("table", (header, rows)), ("img", (path, caption))
+
+
+def to_markdown(blocks: Sequence[Block]) -> str:
+    out = []
+    for kind, value in blocks:
+        if kind in ("h1", "h2", "h3"):
+            out.append(f"{'#' * int(kind[1])} {value}")
+        elif kind == "p":
+            out.append(value)
+        elif kind == "pre":
+            out.append(f"```\n{value}\n```")
+        elif kind == "table":
+            header, rows = value
+            lines = [header, ["---"] * len(header), *rows]
+            out.append("\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines))
+        elif kind == "img":
+            path, caption = value
+            out.append(f"![{caption}]({path.name})")
+    return "\n\n".join(out) + "\n"
+
+
+def to_html(blocks: Sequence[Block], title: str) -> str:
+    """A self-contained page: the images are embedded as base64 data URIs."""
+    esc = html.escape
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
+           "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+           "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;"
+           "text-align:left}th{background:#f3f3f3}pre{background:#f6f6f6;padding:1em;overflow:auto}"
+           "img{max-width:100%}figure{margin:1em 0}</style></head><body>"]
+    for kind, value in blocks:
+        if kind in ("h1", "h2", "h3"):
+            out.append(f"<{kind}>{esc(value)}</{kind}>")
+        elif kind == "p":
+            text = re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(value))
+            text = re.sub(r"[*][*]([^*]+)[*][*]", r"<b>\1</b>", text)
+            out.append(f"<p>{text}</p>")
+        elif kind == "pre":
+            out.append(f"<pre>{esc(value)}</pre>")
+        elif kind == "table":
+            header, rows = value
+            out.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
+                       + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+                       + "</table>")
+        elif kind == "img":
+            path, caption = value
+            data = base64.b64encode(path.read_bytes()).decode()
+            out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{esc(caption)}'>"
+                       f"<figcaption>{esc(caption)}</figcaption></figure>")
+    return "\n".join([*out, "</body></html>"]) + "\n"
+
+
+def _git_revision() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{rev}{' (with uncommitted changes)' if dirty else ''}" if rev else "unknown"
+
+
+def environment() -> dict[str, str]:
+    """Git revision, package versions and hardware, for the report's record."""
+    import importlib.metadata as md
+
+    import torch
+
+    env = {"git revision": _git_revision(), "python": platform.python_version()}
+    for pkg in ("autoaug", "torch", "ray", "optuna", "mlflow"):
+        env[pkg] = md.version(pkg)
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    env["hardware"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, GPU: {gpu}"
+    return env
+
+
+# ------------------------------------------------------------------------------------------------ the report
+@dataclass(frozen=True)
+class Report:
+    """Where a report was written, and its comparison rows."""
+
+    folder: Path
+    rows: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+
+
+def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os.PathLike[str] = "reports",
+                tracking_uri: str | None = None, cpus_per_trial: float | None = None,
+                gpus_per_trial: float | None = None, robust_size: int = 2000, address: str | None = None,
+                num_cpus: int | None = None, echo: Callable[[str], None] = print) -> Report:
+    """Retrain the best policy of ``search`` and the presets on ``seeds`` seeds; write the report under ``out``."""
+    if not isinstance(seeds, int) or seeds < 1:
+        raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
+    if not isinstance(robust_size, int) or robust_size < 1:
+        raise AutoaugError(f"robust size {robust_size!r} must be a positive integer")
+    found = load_search(search, tracking_uri)
+    s = found.settings
+    out_root = Path(out).expanduser().resolve()
+    out_root.mkdir(parents=True, exist_ok=True)
+
+    from autoaug.cluster import start_ray, trial_resources
+    from autoaug.datasets import load_dataset
+    from autoaug.final import FinalSettings, run_finals
+    from autoaug.train import TrainConfig
+
+    data = load_dataset(s["dataset"], train_size=s["train_size"], seed=s["seed"])
+    base = TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"], **found.train_overrides())
+    settings = FinalSettings(base, robust_size=min(robust_size, len(data.test_y)))
+    policies = [Policy(found.best.ops, found.best.n_ops, found.best.schedule, SEARCHED),
+                *(PRESETS[name] for name in BASELINES)]
+    seed_list = [s["seed"] + i for i in range(seeds)]
+    echo(f"{data.summary()}; retraining {len(policies)} policies x {seeds} seeds "
+         f"({base.model}, {base.epochs} epochs) and evaluating on the test split")
+
+    tracker = _tracker(found)
+    import ray
+
+    started = start_ray(address, num_cpus)
+    t0 = time.perf_counter()
+    try:
+        resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
+        total = len(policies) * seeds
+
+        def on_record(record: dict[str, Any]) -> None:
+            on_record.count += 1  # type: ignore[attr-defined]
+            what = (f"FAILED ({record['error']})" if "error" in record else
+                    f"test acc {record['test']['acc']:.4f}, {record['train_seconds']:.0f} s")
+            echo(f"[{time.perf_counter() - t0:6.0f} s] final {on_record.count}/{total}: "  # type: ignore[attr-defined]
+                 f"{record['policy']} seed {record['seed']}: {what}")
+            if tracker is not None:
+                tracker.log_final(record, {k: v for k, v in base.to_dict().items() if k not in ("seed", "device")})
+
+        on_record.count = 0  # type: ignore[attr-defined]
+        records = run_finals(policies, seed_list, data, settings, resources=resources,
+                             gpu_memory_fraction=mem_fraction, on_record=on_record)
+    finally:
+        if started:
+            ray.shutdown()
+    final_seconds = time.perf_counter() - t0
+    groups = by_policy(records)
+    if "none" not in groups:
+        raise AutoaugError("every final run of the 'none' policy failed: nothing to compare with")
+    rows = comparison_rows(groups)
+
+    folder = out_root / f"{s['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out_root))
+    try:
+        blocks = _write(staging, found, data, policies[0], groups, rows, records, resources, final_seconds, seeds,
+                        settings)
+        (staging / "report.md").write_text(to_markdown(blocks))
+        (staging / "report.html").write_text(to_html(blocks, f"autoaug report: {s['dataset']}"))
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if tracker is not None:
+        tracker.log_report(folder)
+    echo(f"report: {folder / 'report.md'} (and report.html)")
+    return Report(folder, rows, records)
+
+
+def _tracker(found: FinishedSearch) -> Any:
+    if found.parent_run_id is None or found.tracking_uri is None:
+        return None
+    from autoaug.tracking import FinalTracker
+
+    return FinalTracker(found.tracking_uri, found.parent_run_id)
+
+
+def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups: dict[str, list[dict[str, Any]]],
+           rows: list[dict[str, Any]], records: list[dict[str, Any]], resources: dict[str, float],
+           final_seconds: float, seeds: int, settings: Any) -> list[Block]:
+    """Figures, CSV and JSON into ``folder``; returns the document blocks."""
+    import pandas as pd
+
+    from autoaug import plots
+    from autoaug.augment import Augmenter
+    from autoaug.train import _to_float
+
+    s = found.settings
+    pd.DataFrame(rows).to_csv(folder / "comparison.csv", index=False)
+    (folder / "runs.json").write_text(json.dumps({"search": s, "records": records}, indent=1, default=str))
+    best.save(folder / "best_policy.json")
+
+    originals = _to_float(data.train_x[:10])
+    aug = Augmenter(best, seed=s["seed"])
+    figures = [
+        (plots.learning_curves(groups, folder / "learning_curves.png"),
+         "Validation accuracy per epoch, mean ± std over seeds"),
+        (plots.policy_bars(best, folder / "policy.png"), "The searched policy: magnitude and probability per op"),
+        (plots.schedule(best, groups[SEARCHED][0]["history"] if SEARCHED in groups else [], folder / "schedule.png"),
+         "Its magnitude schedule over the epochs"),
+        (plots.search_progress(found.trials, s["epochs"], folder / "search_progress.png"),
+         "Search: each trial's validation accuracy when it ended"),
+        (plots.confusion({k: _summed_confusion(groups[k]) for k in ("none", SEARCHED) if k in groups},
+                         data.classes, folder / "confusion.png"), "Test confusion matrices, summed over seeds"),
+        (plots.robustness(groups, folder / "robustness.png"), "Test accuracy under common corruptions"),
+        (plots.samples(originals, {f"searched, {p:.0%}": aug(originals.clone(), progress=p) for p in (0.0, 0.5, 1.0)}
+                       | {"trivialaugment": Augmenter("trivialaugment", seed=1)(originals.clone())},
+                       folder / "samples.png"), "Training images and augmented copies"),
+    ]
+
+    trials, epochs = found.trials, s["epochs"]
+    completed = int((trials["epoch"] >= epochs).sum())
+    failed = int(s["trials"]) - len(trials)
+    env = environment()
+    seed_text = ", ".join(sorted({str(r["seed"]) for r in records}))
+    header, body = main_table(rows)
+    n_text = ", ".join(f"{r['policy']} n = {r['n']}" for r in rows)
+    blocks: list[Block] = [
+        ("h1", f"autoaug report: {s['dataset']}"),
+        ("p", f"Test-set comparison of the searched policy with the presets, each retrained on {seeds} seeds "
+              f"({n_text}). Mean ± sample std over seeds; Δ is the difference to `none` paired by seed with its "
+              "95% Student t interval, and the verdict says whether that interval excludes 0."),
+        ("table", (header, body)),
+        ("p", _verdict_sentence(rows)),
+        ("h2", "Setting"),
+        ("p", f"Data: {data.summary()} (test split used only here). Model `{s['model']}`, {epochs} epochs, batch "
+              f"{s['batch_size']}, Adam with a cosine learning-rate schedule; every policy trains on the search's "
+              f"training split ({len(data.train_y)} images) with the same seeds {seed_text}, "
+              f"so runs differ by their augmentation only. Robustness on the first {settings.robust_size} test images: "
+              f"6 corruptions x 5 severities (CIFAR-10-C levels) and FGSM with epsilon {settings.fgsm_epsilon:.4f} "
+              f"(= {settings.fgsm_epsilon * 255:.0f}/255)."),
+        ("h2", "Cost"),
+        ("table", (["policy", "train s (mean)", "augmenting", "peak memory MB", "CPU use"],
+                   [[r["policy"], f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}",
+                     f"{100 * r['aug_share_mean']:.1f}%", f"{r['peak_memory_mb_mean']:.0f}",
+                     "n/a (GPU)" if r["cpu_util_mean"] != r["cpu_util_mean"] else f"{100 * r['cpu_util_mean']:.0f}%"]
+                    for r in rows])),
+        ("p", f"Search: {_duration(s.get('wall_seconds'))} wall time for {s['trials']} trials ({completed} "
+              f"completed, {len(trials) - completed} stopped early by ASHA, {failed} failed), budget "
+              f"`{s['budget']}`, seed {s['seed']}. Final training: {_duration(final_seconds)} wall time for "
+              f"{len(records)} runs, {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each. Peak memory is "
+              "each run's worker process (resident set) on the CPU, allocated tensor memory on a GPU; CPU use is "
+              "CPU time over wall time and the run's threads."),
+        ("h2", "Search"),
+        ("p", _search_sentence(found)),
+        ("pre", best.to_json()),
+    ]
+    blocks += [("img", fig) for fig in figures]
+    blocks += [
+        ("h2", "Robustness by corruption"),
+        ("table", _corruption_table(groups)),
+        ("h2", "Every run"),
+        ("table", (["policy", "seed", "test acc", "macro P", "macro R", "macro F1", "loss", "train acc", "FGSM acc",
+                    "train s"],
+                   [[r["policy"], str(r["seed"])] + ([f"FAILED: {r['error']}"] + [""] * 8 if "error" in r else
+                    [f"{r['test'][k]:.4f}" for k in ("acc", "precision", "recall", "f1", "loss")]
+                    + [f"{r['train_acc']:.4f}", f"{r['fgsm_acc']:.4f}", f"{r['train_seconds']:.1f}"])
+                    for r in records])),
+        ("h2", "Reproduce"),
+        ("pre", _reproduce(found, seeds)),
+        ("h2", "Environment"),
+        ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
+    ]
+    return blocks
+
+
+def _summed_confusion(runs: Sequence[dict[str, Any]]) -> list[list[int]]:
+    import numpy as np
+
+    return np.sum([np.asarray(r["test"]["confusion"]) for r in runs], axis=0).tolist()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unrecorded"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _verdict_sentence(rows: Sequence[dict[str, Any]]) -> str:
+    parts = []
+    for r in rows:
+        if "acc_verdict" in r:
+            verdict = {"better": "is **better** than", "worse": "is **worse** than",
+                       "no significant difference": "shows **no significant difference** from"}[r["acc_verdict"]]
+            parts.append(f"`{r['policy']}` {verdict} `none` ({r['acc_diff']:+.4f} test accuracy)")
+    return "In words: " + "; ".join(parts) + "." if parts else ""
+
+
+def _search_sentence(found: FinishedSearch) -> str:
+    s, trials = found.settings, found.trials
+    epochs = s["epochs"]
+    completed = trials[trials["epoch"] >= epochs]
+    presets = trials[trials["preset"].fillna("") != ""] if "preset" in trials else trials.iloc[0:0]
+    points = []
+    for _, row in presets.iterrows():
+        how = "completed" if row["epoch"] >= epochs else f"stopped by ASHA after epoch {row['epoch']}"
+        points.append(f"the `{row['preset']}` point {row['val_acc']:.4f} ({how})")
+    evaluated = f"; in the same search {' and '.join(points)}" if points else ""
+    return (f"The best of {len(completed)} completed trials reached validation accuracy {s['best_val_acc']:.4f} "
+            f"after {epochs} epochs{evaluated}. The searched policy:")
+
+
+def _corruption_table(groups: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:
+    names = list(next(iter(groups.values()))[0]["corruptions"])
+    rows = []
+    for policy, runs in groups.items():
+        cells = []
+        for c in names:
+            values = [sum(r["corruptions"][c].values()) / len(r["corruptions"][c]) for r in runs]
+            cells.append(f"{sum(values) / len(values):.4f}")
+        rows.append([policy, *cells])
+    return ["policy (mean over severities 1–5)", *names], rows
+
+
+def _reproduce(found: FinishedSearch, seeds: int) -> str:
+    s = found.settings
+    args = [f"autoaug search {s['dataset']} --budget {s['budget']} --seed {s['seed']}"]
+    from autoaug.tune import BUDGETS
+
+    b = BUDGETS[s["budget"]]
+    for key, default in (("trials", b.trials), ("epochs", b.epochs), ("model", b.model),
+                         ("train_size", b.train_size)):
+        if s.get(key) != default:
+            args.append(f"--{key.replace('_', '-')} {s[key]}")
+    if s.get("scheduler", "asha") != "asha":
+        args.append(f"--scheduler {s['scheduler']}")
+    return (" ".join(args) + f" --report-seeds {seeds}\n"
+            f"# or, on the finished search folder:\nautoaug report {_shown_path(found.folder)} --seeds {seeds}")
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it, else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

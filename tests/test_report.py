@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import ray_processes
+
+from autoaug.errors import AutoaugError
+from autoaug.metrics import classification_metrics, confusion_matrix
+from autoaug.report import BASELINES, SEARCHED, comparison_rows, make_report, to_html, to_markdown
+
+FIGURES = {"learning_curves.png", "policy.png", "schedule.png", "search_progress.png", "confusion.png",
+           "robustness.png", "samples.png"}
+
+
+@pytest.fixture(scope="module")
+def report(search, tmp_path_factory: pytest.TempPathFactory):
+    result, _ = search
+    lines: list[str] = []
+    rep = make_report(result.output_dir, seeds=2, out=tmp_path_factory.mktemp("reports"), robust_size=200,
+                      num_cpus=2, cpus_per_trial=1, echo=lines.append)
+    return rep, lines
+
+
+def test_report_files_and_table(report) -> None:
+    rep, lines = report
+    assert FIGURES | {"report.md", "report.html", "comparison.csv", "runs.json", "best_policy.json"} <= {
+        p.name for p in rep.folder.iterdir()}
+    assert re.fullmatch(r"fashion_mnist_small-\d{8}-\d{6}", rep.folder.name)
+    assert not [p for p in rep.folder.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
+    md = (rep.folder / "report.md").read_text()
+    first_table = md[md.index("\n| policy |"):].split("\n\n")[0].strip().splitlines()
+    assert [line.split(" | ")[0].strip("| ") for line in first_table[2:]] == [SEARCHED, *BASELINES]
+    assert all(" | 2 | " in line for line in first_table[2:])  # n = 2 seeds per policy
+    assert sum("final" in line for line in lines) == 10 and lines[-1].startswith("report: ")
+    assert "autoaug search fashion_mnist_small --budget tiny --seed 0 --trials 5 --epochs 3" in md
+
+
+def test_comparison_is_paired_by_seed(report) -> None:
+    rep, _ = report
+    frame = pd.read_csv(rep.folder / "comparison.csv").set_index("policy")
+    runs = json.loads((rep.folder / "runs.json").read_text())["records"]
+    acc = {(r["policy"], r["seed"]): r["test"]["acc"] for r in runs}
+    for name in ("baseline", "trivialaugment"):
+        diffs = [acc[(name, s)] - acc[("none", s)] for s in (0, 1)]
+        assert frame.loc[name, "acc_diff"] == pytest.approx(sum(diffs) / 2)
+        assert frame.loc[name, "acc_verdict"] in ("better", "worse", "no significant difference")
+    assert pd.isna(frame.loc["none", "acc_diff"])
+    for r in runs:
+        assert 0 <= r["test"]["acc"] <= 1 and r["train_seconds"] > 0 and 0 <= r["aug_share"] < 1
+        assert len(r["corruptions"]) == 6 and all(len(v) == 5 for v in r["corruptions"].values())
+        assert sum(map(sum, r["test"]["confusion"])) == 2000  # the whole test split
+    none = [r for r in runs if r["policy"] == "none"]
+    assert all(r["aug_share"] < 0.01 for r in none)  # no ops: the augmenter returns the batch as it is
+
+
+def test_html_is_self_contained_with_table_and_images(report) -> None:
+    rep, _ = report
+    page = (rep.folder / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == len(FIGURES)
+    assert not re.search(r"src=['\"](?!data:)", page)  # nothing loaded from elsewhere
+    table = page[page.index("<table>"):page.index("</table>")]
+    assert all(f"<td>{name}</td>" in table for name in (SEARCHED, *BASELINES))
+
+
+def test_final_runs_are_nested_mlflow_runs_and_report_is_logged(report, search, mlflow_server: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    result, before = search
+    client = MlflowClient(mlflow_server)
+    parent = client.get_run(result.mlflow_run_id)
+    finals = client.search_runs([parent.info.experiment_id], filter_string=(
+        f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'final'"))
+    assert sorted((r.data.tags["autoaug.policy"], r.data.tags["autoaug.seed"]) for r in finals) == sorted(
+        (p, str(s)) for p in (SEARCHED, *BASELINES) for s in (0, 1))
+    assert all(r.info.status == "FINISHED" and 0 <= r.data.metrics["test_acc"] <= 1 for r in finals)
+    logged = {a.path for a in client.list_artifacts(result.mlflow_run_id, "report")}
+    assert {"report/report.html", "report/comparison.csv"} <= logged
+    assert ray_processes() <= before
+
+
+def test_bad_search_argument(tmp_path: Path) -> None:
+    with pytest.raises(AutoaugError, match="'nope' is neither a search folder nor an MLflow run id"):
+        make_report("nope")
+    unfinished = tmp_path / "s"
+    unfinished.mkdir()
+    (unfinished / "search.json").write_text(json.dumps({"dataset": "fashion_mnist_small"}))
+    with pytest.raises(AutoaugError, match=r"holds no finished trial .*autoaug search fashion_mnist_small --resume"):
+        make_report(unfinished)
+    with pytest.raises(AutoaugError, match=r"MLflow run .0{32}. does not exist"):
+        make_report("0" * 32, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(AutoaugError, match="seeds 0 must be a positive integer"):
+        make_report(unfinished, seeds=0)
+
+
+def _record(policy: str, seed: int, acc: float) -> dict:
+    return {"policy": policy, "seed": seed, "test": {"acc": acc, "precision": acc, "recall": acc, "f1": acc,
+                                                     "loss": 1 - acc},
+            "gap": 0.0, "corruption_acc": acc, "fgsm_acc": acc / 2, "train_seconds": 10.0, "aug_share": 0.1,
+            "peak_memory_mb": 100.0, "cpu_util": 0.9}
+
+
+def test_comparison_rows_on_fixed_numbers() -> None:
+    """Differences [0.01, 0.02, 0.02] to `none`: interval [+0.0023, +0.0310] (t(0.975, 2) = 4.3027): better."""
+    groups = {"none": [_record("none", s, a) for s, a in enumerate([0.90, 0.90, 0.91])],
+              "a": [_record("a", s, a) for s, a in enumerate([0.91, 0.92, 0.93])],
+              "b": [_record("b", s, a) for s, a in enumerate([0.95, 0.85, 0.91])]}
+    rows = {r["policy"]: r for r in comparison_rows(groups)}
+    assert rows["a"]["acc_verdict"] == "better"
+    assert (rows["a"]["acc_diff"], rows["a"]["acc_ci_low"], rows["a"]["acc_ci_high"]) == pytest.approx(
+        (0.016667, 0.002324, 0.031009), abs=1e-6)
+    assert rows["b"]["acc_verdict"] == "no significant difference"
+    assert rows["a"]["acc_mean"] == pytest.approx(0.92) and rows["a"]["acc_std"] == pytest.approx(0.01)
+    assert "acc_diff" not in rows["none"] and rows["none"]["n"] == 3
+
+
+def test_classification_metrics_by_hand() -> None:
+    # true 0 0 1 1 2, predicted 0 1 1 1 0: precision (1/2, 2/3, 0), recall (1/2, 1, 0)
+    target = torch.tensor([0, 0, 1, 1, 2])
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 1, 0]), 3).float() * 5
+    m = classification_metrics(logits, target)
+    assert m["acc"] == pytest.approx(0.6)
+    assert m["precision"] == pytest.approx((1 / 2 + 2 / 3) / 3)
+    assert m["recall"] == pytest.approx(0.5)
+    assert m["f1"] == pytest.approx((0.5 + 0.8) / 3)
+    assert m["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert confusion_matrix(torch.tensor([2]), torch.tensor([2]), 3).sum() == 1
+
+
+def test_markdown_and_html_from_the_same_blocks(tmp_path: Path) -> None:
+    from autoaug.plots import policy_bars
+    from autoaug.policy import PRESETS
+
+    img = policy_bars(PRESETS["baseline"], tmp_path / "p.png")
+    blocks = [("h1", "T"), ("p", "a `code` and **bold** <x>"), ("table", (["a", "b"], [["1", "x|y"]])),
+              ("img", (img, "cap"))]
+    md = to_markdown(blocks)
+    assert md.startswith("# T\n\na `code` and **bold** <x>\n\n| a | b |\n| --- | --- |\n| 1 | x\\|y |")
+    assert "![cap](p.png)" in md
+    page = to_html(blocks, "T")
+    assert "<code>code</code> and <b>bold</b> &lt;x&gt;" in page and "<td>x|y</td>" in page
+    assert page.count("data:image/png;base64,") == 1
