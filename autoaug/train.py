@@ -110,6 +110,24 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return {"loss": F.cross_entropy(logits, y).item(), "acc": (logits.argmax(1) == y).float().mean().item()}
 
 
+def channel_stats(x: torch.Tensor, chunk_pixels: int = 2**21) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (sample) std ``[C]`` of uint8 images ``x [N, C, H, W]`` scaled to ``[0, 1]``,
+    accumulated in float64 over chunks of about ``chunk_pixels`` values (16 MB), so no float copy of the whole
+    set is ever made."""
+    c = x.shape[1]
+    chunk = max(1, chunk_pixels // max(x[0].numel(), 1))
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, len(x), chunk):
+        pixels = x[i : i + chunk].to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+        total += pixels.sum(1).cpu()
+        squares += pixels.square().sum(1).cpu()
+    n = x.numel() // c
+    mean = total / n
+    var = (squares - n * mean.square()) / max(n - 1, 1)
+    return mean.float(), var.clamp(min=0).sqrt().float()
+
+
 class _AugTimer:
     """Accumulates augmentation time without a device sync per batch (CUDA events on the GPU)."""
 
@@ -162,8 +180,7 @@ def train(config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none
     torch.manual_seed(derive_seed(config.seed, "init"))
     net = build_model(config.model, c, data.num_classes, min(h, w))
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    pixels = _to_float(data.train_x).transpose(0, 1).reshape(c, -1)
-    model = nn.Sequential(Normalize(pixels.mean(1), pixels.std(1)), net).to(device)
+    model = nn.Sequential(Normalize(*channel_stats(data.train_x)), net).to(device)
 
     n = len(train_y)
     bs = min(config.batch_size, n)

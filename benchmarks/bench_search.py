@@ -6,8 +6,9 @@
    Ray, Optuna and MLflow (goal: at most 1.2x on CPU).
 2. Ray start-up: ``ray.init()`` to ready, and ``ray.shutdown()``.
 3. Peak memory (PSS, which splits shared pages among the processes that map them) of this process and all
-   its descendants while a search runs 1 and then 4 trials at a time on the full training split: the
-   dataset sits once in Ray's object store, so a trial more costs one worker process, not a dataset copy.
+   its descendants while a search runs 1 and then 4 trials at a time, on a small and a large dataset: the
+   dataset sits once in Ray's object store, so a trial more costs one worker process, not a dataset copy,
+   and that cost does not grow with the dataset.
 
     python benchmarks/bench_search.py --out reports/benchmarks.md
 """
@@ -108,6 +109,7 @@ def plain_loop(dataset: str, result: object, args: argparse.Namespace) -> float:
 def ray_startup(cpus: int) -> tuple[float, float]:
     import ray
 
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     t0 = time.perf_counter()
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.get(ray.remote(lambda: 1).remote())
@@ -122,10 +124,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion_mnist_small")
     parser.add_argument("--model", default="smallcnn")
     parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-size", type=int, default=4000)
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--memory-dataset", default="fashion_mnist", help="dataset of the memory runs (full split)")
+    parser.add_argument("--memory-datasets", nargs="+", default=["fashion_mnist_small", "fashion_mnist"],
+                        help="datasets of the memory runs (full splits), small to large")
     parser.add_argument("--out", type=Path, default=None, help="write the section into this Markdown file")
     args = parser.parse_args()
 
@@ -145,21 +148,29 @@ def main() -> None:
                      f"ratio **{tune_s / plain_s:.2f}x** (goal <= 1.2x).")
         print(lines[-1], flush=True)
 
-        data = load_dataset(args.memory_dataset)
-        dataset_mb = sum(getattr(data, k).numel() * getattr(data, k).element_size()
-                         for k in ("train_x", "train_y", "val_x", "val_y")) / 2**20
-        peaks = {}
-        for k in (1, 4):
-            with PeakMemory() as mem:
-                search(tmp, f"memory-{k}", args.memory_dataset, model="smallcnn", trials=4, epochs=1,
-                       num_cpus=args.cpus, cpus_per_trial=args.cpus / k)
-            peaks[k] = mem.peak
-            print(f"{k} concurrent trial(s): peak PSS {mem.peak:.0f} MB", flush=True)
-        lines.append(f"Peak memory (PSS of the whole process tree), 4 one-epoch smallcnn trials on the full "
-                     f"{args.memory_dataset} train+val split ({dataset_mb:.0f} MB as uint8): 1 trial at a time "
-                     f"{peaks[1]:.0f} MB, 4 at a time {peaks[4]:.0f} MB: {(peaks[4] - peaks[1]) / 3:.0f} MB per "
-                     f"extra concurrent trial (a dataset copy per trial would add {dataset_mb:.0f} MB more each).")
-        print(lines[-1], flush=True)
+        per_trial, sizes = {}, {}
+        for dataset in args.memory_datasets:
+            data = load_dataset(dataset)
+            mb = sum(getattr(data, k).numel() * getattr(data, k).element_size()
+                     for k in ("train_x", "train_y", "val_x", "val_y")) / 2**20
+            sizes[dataset] = mb
+            peaks = {}
+            for k in (1, 4):
+                with PeakMemory() as mem:
+                    search(tmp, f"memory-{dataset}-{k}", dataset, model="smallcnn", trials=4, epochs=1,
+                           num_cpus=args.cpus, cpus_per_trial=args.cpus / k)
+                peaks[k] = mem.peak
+            per_trial[dataset] = (peaks[4] - peaks[1]) / 3
+            lines.append(f"Peak memory (PSS of the whole process tree), 4 one-epoch smallcnn trials on {dataset} "
+                         f"(train+val {mb:.0f} MB as uint8): 1 trial at a time {peaks[1]:.0f} MB, 4 at a time "
+                         f"{peaks[4]:.0f} MB, so {per_trial[dataset]:.0f} MB per extra concurrent trial.")
+            print(lines[-1], flush=True)
+        if len(per_trial) == 2:
+            (a, cost_a), (b, cost_b) = per_trial.items()
+            lines.append(f"An extra concurrent trial costs {cost_b - cost_a:+.0f} MB more on {b} than on {a}, whose "
+                         f"train+val is {sizes[b] - sizes[a]:.0f} MB larger as uint8 (a copy of the dataset per trial "
+                         f"would add {sizes[b] - sizes[a]:.0f} MB per trial, a float32 copy {4 * (sizes[b] - sizes[a]):.0f} MB).")
+            print(lines[-1], flush=True)
 
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     header = (f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; Python {platform.python_version()}, "

@@ -6,7 +6,7 @@ import torch
 from autoaug.datasets import DEFAULT_DATASET, load_dataset
 from autoaug.errors import AutoaugError
 from autoaug.models import build_model
-from autoaug.train import TrainConfig, TrainingDiverged, evaluate, train
+from autoaug.train import TrainConfig, TrainingDiverged, channel_stats, evaluate, train
 
 KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "magnitude", "epoch_seconds", "aug_seconds",
         "images_per_second", "aug_ms_per_batch"}
@@ -60,3 +60,10 @@ def test_diverging_training_raises(small_data) -> None:
 def test_bad_config_names_the_bad_value(kwargs: dict, message: str) -> None:
     with pytest.raises(AutoaugError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_channel_stats_match_a_float_copy_without_making_one() -> None:
+    x = torch.randint(0, 256, (1000, 3, 8, 8), dtype=torch.uint8)
+    mean, std = channel_stats(x, chunk_pixels=7 * 192)  # 7 images per chunk: the last chunk is partial
+    pixels = x.float().div(255).transpose(0, 1).reshape(3, -1)
+    assert torch.allclose(mean, pixels.mean(1), atol=1e-6) and torch.allclose(std, pixels.std(1), atol=1e-6)
