@@ -167,9 +167,10 @@ def main() -> None:
             print(lines[-1], flush=True)
         if len(per_trial) == 2:
             (a, cost_a), (b, cost_b) = per_trial.items()
+            extra = sizes[b] - sizes[a]
             lines.append(f"An extra concurrent trial costs {cost_b - cost_a:+.0f} MB more on {b} than on {a}, whose "
-                         f"train+val is {sizes[b] - sizes[a]:.0f} MB larger as uint8 (a copy of the dataset per trial "
-                         f"would add {sizes[b] - sizes[a]:.0f} MB per trial, a float32 copy {4 * (sizes[b] - sizes[a]):.0f} MB).")
+                         f"train+val is {extra:.0f} MB larger as uint8 (a copy of the dataset per trial would add "
+                         f"{extra:.0f} MB per trial, a float32 copy {4 * extra:.0f} MB).")
             print(lines[-1], flush=True)
 
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
