@@ -317,7 +317,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out_root))
     try:
         blocks = _write(staging, found, data, policies[0], groups, rows, records, resources, final_seconds, seeds,
-                        settings)
+                        settings, folder)
         (staging / "report.md").write_text(to_markdown(blocks))
         (staging / "report.html").write_text(to_html(blocks, f"autoaug report: {s['dataset']}"))
         os.replace(staging, folder)
@@ -340,8 +340,9 @@ def _tracker(found: FinishedSearch) -> Any:
 
 def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups: dict[str, list[dict[str, Any]]],
            rows: list[dict[str, Any]], records: list[dict[str, Any]], resources: dict[str, float],
-           final_seconds: float, seeds: int, settings: Any) -> list[Block]:
-    """Figures, CSV and JSON into ``folder``; returns the document blocks."""
+           final_seconds: float, seeds: int, settings: Any, final: Path) -> list[Block]:
+    """Figures, CSV, JSON and a copy of the search's files (``search/``) into ``folder``, which becomes
+    ``final``; returns the document blocks."""
     import pandas as pd
 
     from autoaug import plots
@@ -352,6 +353,9 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
     pd.DataFrame(rows).to_csv(folder / "comparison.csv", index=False)
     (folder / "runs.json").write_text(json.dumps({"search": s, "records": records}, indent=1, default=str))
     best.save(folder / "best_policy.json")
+    (folder / "search").mkdir()
+    for name in SEARCH_FILES:  # the report can be made again from these alone: autoaug report FOLDER/search
+        shutil.copy2(found.folder / name, folder / "search" / name)
 
     originals = _to_float(data.train_x[:10])
     aug = Augmenter(best, seed=s["seed"])
@@ -420,7 +424,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
                     + [f"{r['train_acc']:.4f}", f"{r['fgsm_acc']:.4f}", f"{r['train_seconds']:.1f}"])
                     for r in records])),
         ("h2", "Reproduce"),
-        ("pre", _reproduce(found, seeds)),
+        ("pre", _reproduce(found, seeds, final / "search")),
         ("h2", "Environment"),
         ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
     ]
@@ -475,12 +479,13 @@ def _corruption_table(groups: dict[str, list[dict[str, Any]]]) -> tuple[list[str
     return ["policy (mean over severities 1–5)", *names], rows
 
 
-def _reproduce(found: FinishedSearch, seeds: int) -> str:
-    s = found.settings
-    args = [f"autoaug search {s['dataset']} --budget {s['budget']} --seed {s['seed']}"]
+def _reproduce(found: FinishedSearch, seeds: int, copy: Path) -> str:
+    """The search command with the settings that differ from its budget, and the report command on ``copy``."""
     from autoaug.tune import BUDGETS
 
+    s = found.settings
     b = BUDGETS[s["budget"]]
+    args = [f"autoaug search {s['dataset']} --budget {s['budget']} --seed {s['seed']}"]
     for key, default in (("trials", b.trials), ("epochs", b.epochs), ("model", b.model),
                          ("train_size", b.train_size)):
         if s.get(key) != default:
@@ -488,7 +493,8 @@ def _reproduce(found: FinishedSearch, seeds: int) -> str:
     if s.get("scheduler", "asha") != "asha":
         args.append(f"--scheduler {s['scheduler']}")
     return (" ".join(args) + f" --report-seeds {seeds}\n"
-            f"# or, on the finished search folder:\nautoaug report {_shown_path(found.folder)} --seeds {seeds}")
+            "# the final training and the report alone, from the search's files copied beside this report:\n"
+            f"autoaug report {_shown_path(copy)} --seeds {seeds}")
 
 
 def _shown_path(path: Path) -> str:

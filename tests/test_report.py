@@ -31,6 +31,7 @@ def test_report_files_and_table(report) -> None:
     assert FIGURES | {"report.md", "report.html", "comparison.csv", "runs.json", "best_policy.json"} <= {
         p.name for p in rep.folder.iterdir()}
     assert re.fullmatch(r"fashion_mnist_small-\d{8}-\d{6}", rep.folder.name)
+    assert {p.name for p in (rep.folder / "search").iterdir()} == {"search.json", "trials.csv", "best_policy.json"}
     assert not [p for p in rep.folder.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
     md = (rep.folder / "report.md").read_text()
     first_table = md[md.index("\n| policy |"):].split("\n\n")[0].strip().splitlines()
@@ -38,6 +39,7 @@ def test_report_files_and_table(report) -> None:
     assert all(" | 2 | " in line for line in first_table[2:])  # n = 2 seeds per policy
     assert sum("final" in line for line in lines) == 10 and lines[-1].startswith("report: ")
     assert "autoaug search fashion_mnist_small --budget tiny --seed 0 --trials 5 --epochs 3" in md
+    assert f"autoaug report {rep.folder / 'search'} --seeds 2" in md
 
 
 def test_comparison_is_paired_by_seed(report) -> None:
