@@ -91,17 +91,22 @@ def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSp
     from autoaug.cluster import pack
 
     ref = ray.put(pack(data, test=True))
-    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_calls=1)(_remote_final)
+    # no retries: a run that crashed is reported as failed, not silently trained again
+    task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_calls=1, max_retries=0)(_remote_final)
     pending = {task.remote(ref, p, s, settings, gpu_memory_fraction): (p.name, s) for p in policies for s in seeds}
     records = []
-    while pending:
-        (done,), _ = ray.wait(list(pending), num_returns=1)
-        name, seed = pending.pop(done)
-        try:
-            record = ray.get(done)
-        except ray.exceptions.RayTaskError as e:
-            cause = e.cause if getattr(e, "cause", None) is not None else e
-            record = {"policy": name, "seed": seed, "error": f"{type(cause).__name__}: {cause}".splitlines()[0]}
-        records.append(record)
-        on_record(record)
+    try:
+        while pending:
+            (done,), _ = ray.wait(list(pending), num_returns=1)
+            name, seed = pending.pop(done)
+            try:
+                record = ray.get(done)
+            except ray.exceptions.RayError as e:  # the run raised, or its worker died (memory, signal, node)
+                cause = getattr(e, "cause", None) or e
+                record = {"policy": name, "seed": seed, "error": f"{type(cause).__name__}: {cause}".splitlines()[0]}
+            records.append(record)
+            on_record(record)
+    finally:
+        for ref_ in pending:  # interrupted: stop what still runs (on a shared cluster it would go on otherwise)
+            ray.cancel(ref_, force=True)
     return records

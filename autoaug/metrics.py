@@ -17,8 +17,9 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int)
 def classification_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, Any]:
     """Metrics of ``logits [N, K]`` against labels ``target [N]``.
 
-    Macro averages weigh every class equally; a class that is never predicted has precision 0 (and F1 0),
-    as in scikit-learn with ``zero_division=0``. ``confusion`` is a nested list (JSON-ready).
+    Macro averages weigh every class that occurs in the targets or the predictions equally; a class that is
+    never predicted has precision 0 (and F1 0), as scikit-learn with ``zero_division=0``. ``confusion`` is a
+    nested list (JSON-ready).
     """
     k = logits.shape[1]
     target = target.to(logits.device)
@@ -29,7 +30,7 @@ def classification_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[s
     recall = torch.where(actual > 0, tp / actual.clamp(min=1), torch.zeros_like(tp))
     f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
                      torch.zeros_like(tp))
-    present = actual > 0  # classes absent from the test set do not enter the macro averages
+    present = (actual > 0) | (predicted > 0)  # classes neither in the targets nor predicted do not count
     return {
         "acc": float(tp.sum() / cm.sum()),
         "loss": float(F.cross_entropy(logits.float(), target)),

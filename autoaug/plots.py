@@ -77,18 +77,20 @@ def schedule(policy: Policy, history: Sequence[dict[str, Any]], path: Path) -> P
     return _save(fig, path)
 
 
-def search_progress(trials: Any, epochs: int, path: Path) -> Path:
-    """Each trial's last validation accuracy against the time it ended; completed vs pruned; best so far."""
+def search_progress(trials: Any, status: Any, path: Path) -> Path:
+    """Each trial's last validation accuracy against the time it ended, by ``status`` (completed / pruned /
+    failed, one per row of ``trials``), and the best completed score so far."""
     fig, ax = _figure()
     ax = ax[0, 0]
-    ended = trials["timestamp"] - (trials["timestamp"] - trials["time_total_s"]).min()
-    completed = trials["epoch"] >= epochs
-    ax.scatter(ended[completed] / 60, trials.loc[completed, "val_acc"], label="completed", zorder=3)
-    ax.scatter(ended[~completed] / 60, trials.loc[~completed, "val_acc"], marker="x", label="pruned by ASHA",
-               zorder=3)
-    order = np.argsort(ended[completed].to_numpy())
-    best = np.maximum.accumulate(trials.loc[completed, "val_acc"].to_numpy()[order])
-    ax.step(ended[completed].to_numpy()[order] / 60, best, where="post", label="best completed so far")
+    minutes = (trials["timestamp"] - (trials["timestamp"] - trials["time_total_s"]).min()) / 60
+    for what, marker in (("completed", "o"), ("pruned", "x"), ("failed", "v")):
+        rows = (status == what).to_numpy()
+        if rows.any():
+            ax.scatter(minutes[rows], trials.loc[rows, "val_acc"], marker=marker, label=what, zorder=3)
+    done = (status == "completed").to_numpy()
+    order = np.argsort(minutes[done].to_numpy())
+    best = np.maximum.accumulate(trials.loc[done, "val_acc"].to_numpy()[order])
+    ax.step(minutes[done].to_numpy()[order], best, where="post", label="best completed so far")
     ax.set(xlabel="minutes since the search started", ylabel="validation accuracy", title="Search progress")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

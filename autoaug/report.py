@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import itertools
 import json
 import os
 import platform
@@ -116,13 +117,11 @@ METRICS = {  # column -> how to read it from a run record
 COMPARED = ("acc", "corruption_acc", "fgsm_acc")  # paired with `none` by seed
 
 
-def by_policy(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Successful records grouped by policy (in first-seen order), each group sorted by seed."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        if "error" not in r:
-            groups.setdefault(r["policy"], []).append(r)
-    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in groups.items()}
+def by_policy(records: Sequence[dict[str, Any]], order: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Successful records grouped by policy in ``order`` (policies without one are left out), sorted by seed."""
+    groups = {name: sorted((r for r in records if r["policy"] == name and "error" not in r), key=lambda r: r["seed"])
+              for name in order}
+    return {name: runs for name, runs in groups.items() if runs}
 
 
 def comparison_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -133,8 +132,8 @@ def comparison_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
         row: dict[str, Any] = {"policy": name, "n": len(runs), "seeds": " ".join(str(r["seed"]) for r in runs)}
         for key, read in METRICS.items():
             row[f"{key}_mean"], row[f"{key}_std"] = mean_std([read(r) for r in runs])
+        paired = [r for r in runs if r["seed"] in reference]
         for key in COMPARED:
-            paired = [r for r in runs if r["seed"] in reference]
             if name == "none" or not paired:
                 continue
             c = compare_paired([METRICS[key](r) for r in paired], [METRICS[key](reference[r["seed"]]) for r in paired])
@@ -151,16 +150,19 @@ def _pm(row: dict[str, Any], key: str, digits: int = 4) -> str:
 def _diff(row: dict[str, Any], key: str) -> str:
     if f"{key}_diff" not in row:
         return "—"
-    if row[f"{key}_n_pairs"] == 1:
-        return f"{row[f'{key}_diff']:+.4f} (n = 1, no interval)"
-    return f"{row[f'{key}_diff']:+.4f} [{row[f'{key}_ci_low']:+.4f}, {row[f'{key}_ci_high']:+.4f}]"
+    pairs = row[f"{key}_n_pairs"]
+    if pairs == 1:
+        return f"{row[f'{key}_diff']:+.4f} (1 pair, no interval)"
+    text = f"{row[f'{key}_diff']:+.4f} [{row[f'{key}_ci_low']:+.4f}, {row[f'{key}_ci_high']:+.4f}]"
+    return text if pairs == row["n"] else f"{text} ({pairs} pairs)"
 
 
 def main_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The report's first table: accuracy with its paired difference to ``none`` and verdict, F1, robustness, cost."""
     header = ["policy", "n", "test accuracy", "Δ vs none [95% CI]", "verdict", "macro F1", "corruption acc",
               "FGSM acc", "train − test acc", "train s", "aug share"]
-    body = [[r["policy"], str(r["n"]), _pm(r, "acc"), _diff(r, "acc"), r.get("acc_verdict", "reference"),
+    body = [[r["policy"], str(r["n"]), _pm(r, "acc"), _diff(r, "acc"),
+             r.get("acc_verdict", "reference" if r["policy"] == "none" else "no pairs"),
              _pm(r, "f1"), _pm(r, "corruption_acc"), _pm(r, "fgsm_acc"), _pm(r, "gap"),
              f"{r['train_seconds_mean']:.0f}", f"{100 * r['aug_share_mean']:.1f}%"] for r in rows]
     return header, body
@@ -239,7 +241,10 @@ def environment() -> dict[str, str]:
 
     env = {"git revision": _git_revision(), "python": platform.python_version()}
     for pkg in ("autoaug", "torch", "ray", "optuna", "mlflow"):
-        env[pkg] = md.version(pkg)
+        try:
+            env[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            env[pkg] = "not installed"
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     env["hardware"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, GPU: {gpu}"
     return env
@@ -279,11 +284,19 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     settings = FinalSettings(base, robust_size=min(robust_size, len(data.test_y)))
     policies = [Policy(found.best.ops, found.best.n_ops, found.best.schedule, SEARCHED),
                 *(PRESETS[name] for name in BASELINES)]
-    seed_list = [s["seed"] + i for i in range(seeds)]
+    # the search trained every trial with seed s["seed"]: the finals use other seeds, so the best trial's lucky
+    # draw (initialization, batch order, augmentation) does not carry over into the comparison
+    seed_list = [s["seed"] + 1 + i for i in range(seeds)]
     echo(f"{data.summary()}; retraining {len(policies)} policies x {seeds} seeds "
          f"({base.model}, {base.epochs} epochs) and evaluating on the test split")
 
-    tracker = _tracker(found)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = out_root / f"{s['dataset']}-{stamp}"
+    for i in itertools.count(2):
+        if not folder.exists():
+            break
+        folder = out_root / f"{s['dataset']}-{stamp}-{i}"
+    tracker = _tracker(found, echo)
     import ray
 
     started = start_ray(address, num_cpus)
@@ -292,28 +305,35 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
         total = len(policies) * seeds
 
+        params = {k: v for k, v in base.to_dict().items() if k not in ("seed", "device")} | {"report": folder.name}
+        done = 0
+
         def on_record(record: dict[str, Any]) -> None:
-            on_record.count += 1  # type: ignore[attr-defined]
+            nonlocal done
+            done += 1
             what = (f"FAILED ({record['error']})" if "error" in record else
                     f"test acc {record['test']['acc']:.4f}, {record['train_seconds']:.0f} s")
-            echo(f"[{time.perf_counter() - t0:6.0f} s] final {on_record.count}/{total}: "  # type: ignore[attr-defined]
-                 f"{record['policy']} seed {record['seed']}: {what}")
+            echo(f"[{time.perf_counter() - t0:6.0f} s] final {done}/{total}: {record['policy']} seed {record['seed']}: "
+                 f"{what}")
             if tracker is not None:
-                tracker.log_final(record, {k: v for k, v in base.to_dict().items() if k not in ("seed", "device")})
+                try:
+                    tracker.log_final(record, params)
+                except Exception as e:  # the run's record stays in the report; only its MLflow copy is missing
+                    echo(f"warning: could not log {record['policy']} seed {record['seed']} to MLflow: {e}")
 
-        on_record.count = 0  # type: ignore[attr-defined]
         records = run_finals(policies, seed_list, data, settings, resources=resources,
                              gpu_memory_fraction=mem_fraction, on_record=on_record)
     finally:
         if started:
             ray.shutdown()
     final_seconds = time.perf_counter() - t0
-    groups = by_policy(records)
+    order = [p.name for p in policies]
+    records.sort(key=lambda r: (order.index(r["policy"]), r["seed"]))
+    groups = by_policy(records, order)
     if "none" not in groups:
         raise AutoaugError("every final run of the 'none' policy failed: nothing to compare with")
     rows = comparison_rows(groups)
 
-    folder = out_root / f"{s['dataset']}-{time.strftime('%Y%m%d-%H%M%S')}"
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out_root))
     try:
         blocks = _write(staging, found, data, policies[0], groups, rows, records, resources, final_seconds, seeds,
@@ -325,13 +345,14 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if tracker is not None:
-        tracker.log_report(folder)
+        tracker.log_report(folder, f"report/{folder.name}")
     echo(f"report: {folder / 'report.md'} (and report.html)")
     return Report(folder, rows, records)
 
 
-def _tracker(found: FinishedSearch) -> Any:
+def _tracker(found: FinishedSearch, echo: Callable[[str], None]) -> Any:
     if found.parent_run_id is None or found.tracking_uri is None:
+        echo(f"note: {found.folder} records no MLflow run (no mlflow.json); the final runs are not tracked")
         return None
     from autoaug.tracking import FinalTracker
 
@@ -358,28 +379,32 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
         shutil.copy2(found.folder / name, folder / "search" / name)
 
     originals = _to_float(data.train_x[:10])
-    aug = Augmenter(best, seed=s["seed"])
     figures = [
         (plots.learning_curves(groups, folder / "learning_curves.png"),
          "Validation accuracy per epoch, mean ± std over seeds"),
         (plots.policy_bars(best, folder / "policy.png"), "The searched policy: magnitude and probability per op"),
         (plots.schedule(best, groups[SEARCHED][0]["history"] if SEARCHED in groups else [], folder / "schedule.png"),
          "Its magnitude schedule over the epochs"),
-        (plots.search_progress(found.trials, s["epochs"], folder / "search_progress.png"),
+        (plots.search_progress(found.trials, trial_status(found.trials, s["epochs"]), folder / "search_progress.png"),
          "Search: each trial's validation accuracy when it ended"),
         (plots.confusion({k: _summed_confusion(groups[k]) for k in ("none", SEARCHED) if k in groups},
                          data.classes, folder / "confusion.png"), "Test confusion matrices, summed over seeds"),
         (plots.robustness(groups, folder / "robustness.png"), "Test accuracy under common corruptions"),
-        (plots.samples(originals, {f"searched, {p:.0%}": aug(originals.clone(), progress=p) for p in (0.0, 0.5, 1.0)}
+        (plots.samples(originals, {f"searched, {p:.0%}": Augmenter(best, seed=1)(originals.clone(), progress=p)
+                                   for p in (0.0, 0.5, 1.0)}
                        | {"trivialaugment": Augmenter("trivialaugment", seed=1)(originals.clone())},
-                       folder / "samples.png"), "Training images and augmented copies"),
+                       folder / "samples.png"),
+         "Training images and augmented copies (the same random draws at 0%, 50% and 100% of training)"),
     ]
 
     trials, epochs = found.trials, s["epochs"]
-    completed = int((trials["epoch"] >= epochs).sum())
-    failed = int(s["trials"]) - len(trials)
+    status = trial_status(trials, epochs)
+    completed, stopped = int((status == "completed").sum()), int((status == "pruned").sum())
+    failed = int(s["trials"]) - completed - stopped
     env = environment()
-    seed_text = ", ".join(sorted({str(r["seed"]) for r in records}))
+    base = settings.base
+    tuned = " (as the best trial of the search used them)" if found.train_overrides() else ""
+    seed_text = ", ".join(map(str, sorted({r["seed"] for r in records})))
     header, body = main_table(rows)
     n_text = ", ".join(f"{r['policy']} n = {r['n']}" for r in rows)
     blocks: list[Block] = [
@@ -391,9 +416,12 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
         ("p", _verdict_sentence(rows)),
         ("h2", "Setting"),
         ("p", f"Data: {data.summary()} (test split used only here). Model `{s['model']}`, {epochs} epochs, batch "
-              f"{s['batch_size']}, Adam with a cosine learning-rate schedule; every policy trains on the search's "
+              f"{s['batch_size']}, {base.optimizer} with learning rate {base.lr:g} (cosine schedule) and weight decay "
+              f"{base.weight_decay:g}{tuned}; every policy trains on the search's "
               f"training split ({len(data.train_y)} images) with the same seeds {seed_text}, "
-              f"so runs differ by their augmentation only. Robustness on the first {settings.robust_size} test images: "
+              f"so runs differ by their augmentation only (the search trained every trial with seed {s['seed']}, "
+              f"so the best trial's own draw is not among them). Robustness on the first {settings.robust_size} "
+              "test images: "
               f"6 corruptions x 5 severities (CIFAR-10-C levels) and FGSM with epsilon {settings.fgsm_epsilon:.4f} "
               f"(= {settings.fgsm_epsilon * 255:.0f}/255)."),
         ("h2", "Cost"),
@@ -403,9 +431,10 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
                      "n/a (GPU)" if r["cpu_util_mean"] != r["cpu_util_mean"] else f"{100 * r['cpu_util_mean']:.0f}%"]
                     for r in rows])),
         ("p", f"Search: {_duration(s.get('wall_seconds'))} wall time for {s['trials']} trials ({completed} "
-              f"completed, {len(trials) - completed} stopped early by ASHA, {failed} failed), budget "
+              f"completed, {stopped} stopped early by {s.get('scheduler', 'asha').upper()}, {failed} failed), budget "
               f"`{s['budget']}`, seed {s['seed']}. Final training: {_duration(final_seconds)} wall time for "
-              f"{len(records)} runs, {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each. Peak memory is "
+              f"{len(records)} runs, {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each, as many at a time as "
+              f"the machine holds (so a run's seconds also depend on what ran beside it). Peak memory is "
               "each run's worker process (resident set) on the CPU, allocated tensor memory on a GPU; CPU use is "
               "CPU time over wall time and the run's threads."),
         ("h2", "Search"),
@@ -429,6 +458,13 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
         ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
     ]
     return blocks
+
+
+def trial_status(trials: Any, epochs: int) -> Any:
+    """completed / pruned / failed per trial: from the ``status`` column where the search wrote one."""
+    if "status" in trials:
+        return trials["status"]
+    return (trials["epoch"] >= epochs).map({True: "completed", False: "pruned"})
 
 
 def _summed_confusion(runs: Sequence[dict[str, Any]]) -> list[list[int]]:
@@ -492,6 +528,10 @@ def _reproduce(found: FinishedSearch, seeds: int, copy: Path) -> str:
             args.append(f"--{key.replace('_', '-')} {s[key]}")
     if s.get("scheduler", "asha") != "asha":
         args.append(f"--scheduler {s['scheduler']}")
+    from autoaug.search_space import load_space, space_for_dataset
+
+    if s.get("space") and s["space"] != load_space(space_for_dataset(s["dataset"])).source:
+        args.append(f"--space {s['space']}")
     return (" ".join(args) + f" --report-seeds {seeds}\n"
             "# the final training and the report alone, from the search's files copied beside this report:\n"
             f"autoaug report {_shown_path(copy)} --seeds {seeds}")

@@ -151,7 +151,7 @@ class FinalTracker(_Runs):
         name, seed = record["policy"], record["seed"]
         run_id = self.client.create_run(self.experiment_id, run_name=f"final-{name}-seed{seed}", tags={
             "mlflow.parentRunId": self.parent_id, "autoaug.role": "final", "autoaug.policy": name,
-            "autoaug.seed": str(seed)}).info.run_id
+            "autoaug.seed": str(seed), "autoaug.report": str(params.get("report", ""))}).info.run_id
         self.log_params(run_id, {**params, "policy": name, "seed": seed})
         if "error" in record:
             self.client.set_tag(run_id, "autoaug.error", record["error"][:5000])
@@ -166,8 +166,8 @@ class FinalTracker(_Runs):
         self.close(run_id, "FINISHED", "completed")
         return run_id
 
-    def log_report(self, folder: Path) -> None:
-        self.client.log_artifacts(self.parent_id, str(folder), artifact_path="report")
+    def log_report(self, folder: Path, artifact_path: str) -> None:
+        self.client.log_artifacts(self.parent_id, str(folder), artifact_path=artifact_path)
 
 
 def trial_error(trial: Any) -> str:

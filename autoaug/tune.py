@@ -256,6 +256,9 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         tracker.drop_lost_children(set(frame["trial_id"]) if "trial_id" in frame else set())
         settings["wall_seconds"] = time.perf_counter() - t_start
         frame["preset"] = _preset_column(frame, _preset_points(search_space, base))
+        failed = {r.metrics.get("trial_id") for r in grid if r.error is not None and r.metrics}
+        frame["status"] = ["failed" if t in failed else "completed" if e >= epochs else "pruned"
+                           for t, e in zip(frame.get("trial_id", []), frame.get("epoch", []), strict=True)]
         result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker)
         status = "FINISHED"
         return result

@@ -11,7 +11,16 @@ from conftest import ray_processes
 
 from autoaug.errors import AutoaugError
 from autoaug.metrics import classification_metrics, confusion_matrix
-from autoaug.report import BASELINES, SEARCHED, comparison_rows, make_report, to_html, to_markdown
+from autoaug.report import (
+    BASELINES,
+    SEARCHED,
+    by_policy,
+    comparison_rows,
+    main_table,
+    make_report,
+    to_html,
+    to_markdown,
+)
 
 FIGURES = {"learning_curves.png", "policy.png", "schedule.png", "search_progress.png", "confusion.png",
            "robustness.png", "samples.png"}
@@ -38,6 +47,8 @@ def test_report_files_and_table(report) -> None:
     assert [line.split(" | ")[0].strip("| ") for line in first_table[2:]] == [SEARCHED, *BASELINES]
     assert all(" | 2 | " in line for line in first_table[2:])  # n = 2 seeds per policy
     assert sum("final" in line for line in lines) == 10 and lines[-1].startswith("report: ")
+    runs = json.loads((rep.folder / "runs.json").read_text())["records"]
+    assert [(r["policy"], r["seed"]) for r in runs] == [(p, s) for p in (SEARCHED, *BASELINES) for s in (1, 2)]
     assert "autoaug search fashion_mnist_small --budget tiny --seed 0 --trials 5 --epochs 3" in md
     assert f"autoaug report {rep.folder / 'search'} --seeds 2" in md
 
@@ -48,7 +59,7 @@ def test_comparison_is_paired_by_seed(report) -> None:
     runs = json.loads((rep.folder / "runs.json").read_text())["records"]
     acc = {(r["policy"], r["seed"]): r["test"]["acc"] for r in runs}
     for name in ("baseline", "trivialaugment"):
-        diffs = [acc[(name, s)] - acc[("none", s)] for s in (0, 1)]
+        diffs = [acc[(name, s)] - acc[("none", s)] for s in (1, 2)]  # the search used seed 0
         assert frame.loc[name, "acc_diff"] == pytest.approx(sum(diffs) / 2)
         assert frame.loc[name, "acc_verdict"] in ("better", "worse", "no significant difference")
     assert pd.isna(frame.loc["none", "acc_diff"])
@@ -72,16 +83,19 @@ def test_html_is_self_contained_with_table_and_images(report) -> None:
 def test_final_runs_are_nested_mlflow_runs_and_report_is_logged(report, search, mlflow_server: str) -> None:
     from mlflow.tracking import MlflowClient
 
+    rep, _ = report
     result, before = search
     client = MlflowClient(mlflow_server)
     parent = client.get_run(result.mlflow_run_id)
     finals = client.search_runs([parent.info.experiment_id], filter_string=(
         f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'final'"))
     assert sorted((r.data.tags["autoaug.policy"], r.data.tags["autoaug.seed"]) for r in finals) == sorted(
-        (p, str(s)) for p in (SEARCHED, *BASELINES) for s in (0, 1))
+        (p, str(s)) for p in (SEARCHED, *BASELINES) for s in (1, 2))
     assert all(r.info.status == "FINISHED" and 0 <= r.data.metrics["test_acc"] <= 1 for r in finals)
-    logged = {a.path for a in client.list_artifacts(result.mlflow_run_id, "report")}
-    assert {"report/report.html", "report/comparison.csv"} <= logged
+    where = f"report/{rep.folder.name}"
+    logged = {a.path for a in client.list_artifacts(result.mlflow_run_id, where)}
+    assert {f"{where}/report.html", f"{where}/comparison.csv"} <= logged
+    assert {r.data.tags["autoaug.report"] for r in finals} == {rep.folder.name}
     assert ray_processes() <= before
 
 
@@ -146,3 +160,13 @@ def test_markdown_and_html_from_the_same_blocks(tmp_path: Path) -> None:
     page = to_html(blocks, "T")
     assert "<code>code</code> and <b>bold</b> &lt;x&gt;" in page and "<td>x|y</td>" in page
     assert page.count("data:image/png;base64,") == 1
+
+
+def test_failed_runs_leave_partial_pairs_and_a_fixed_order() -> None:
+    records = [_record("a", 2, 0.93), {"policy": "a", "seed": 1, "error": "TrainingDiverged: nan"},
+               _record("none", 2, 0.90), _record("a", 0, 0.91), _record("none", 0, 0.90), _record("none", 1, 0.91)]
+    groups = by_policy(records, ["none", "a", "b"])
+    assert list(groups) == ["none", "a"] and [r["seed"] for r in groups["a"]] == [0, 2]
+    _, body = main_table(comparison_rows(groups))
+    assert body[0][:5] == ["none", "3", "0.9033 ± 0.0058", "—", "reference"]
+    assert body[1][:4] == ["a", "2", "0.9200 ± 0.0141", "+0.0200 [-0.1071, +0.1471]"]
