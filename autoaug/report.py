@@ -335,6 +335,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     rows = comparison_rows(groups)
 
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out_root))
+    staging.chmod(0o755)  # mkdtemp makes it private; the report is an ordinary folder
     try:
         blocks = _write(staging, found, data, policies[0], groups, rows, records, resources, final_seconds, seeds,
                         settings, folder)
@@ -443,7 +444,12 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
     ]
     blocks += [("img", fig) for fig in figures]
     blocks += [
-        ("h2", "Robustness by corruption"),
+        ("h2", "Robustness"),
+        ("table", (["policy", "corruption acc", "Δ vs none [95% CI]", "verdict", "FGSM acc", "Δ vs none [95% CI]",
+                    "verdict"],
+                   [[r["policy"], _pm(r, "corruption_acc"), _diff(r, "corruption_acc"),
+                     r.get("corruption_acc_verdict", "—"), _pm(r, "fgsm_acc"), _diff(r, "fgsm_acc"),
+                     r.get("fgsm_acc_verdict", "—")] for r in rows])),
         ("table", _corruption_table(groups)),
         ("h2", "Every run"),
         ("table", (["policy", "seed", "test acc", "macro P", "macro R", "macro F1", "loss", "train acc", "FGSM acc",
