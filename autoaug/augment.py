@@ -35,9 +35,13 @@ class Params:
 
 
 def sample(policy: Policy, shape: torch.Size | tuple[int, ...], progress: float, generator: torch.Generator,
-           device: torch.device | str | None = None) -> Params:
-    """Draw per-image parameters for a batch of ``shape`` ``[B, C, H, W]`` at training ``progress``."""
+           device: torch.device | str | None = None, factor: float | None = None) -> Params:
+    """Draw per-image parameters for a batch of ``shape`` ``[B, C, H, W]`` at training ``progress``.
+
+    ``factor`` replaces the policy schedule's magnitude factor (an adaptive controller's level); ops with a
+    schedule of their own keep it."""
     device = torch.device(device) if device is not None else generator.device
+    policy = policy.at(progress)
     names = list(policy.ops)
     b, k = shape[0], len(names)
     if k == 0 or b == 0:
@@ -50,14 +54,14 @@ def sample(policy: Policy, shape: torch.Size | tuple[int, ...], progress: float,
     cfgs = [policy.ops[n] for n in names]
     prob = torch.tensor([c.probability for c in cfgs], device=device)
     applied = chosen & (u[1] < prob)
-    factor = policy.schedule.factor(progress)
+    magnitudes = policy.magnitudes(progress, factor)
     out = []
     for j, (name, cfg) in enumerate(zip(names, cfgs, strict=True)):
         idx = applied[:, j].nonzero().squeeze(1)
         if idx.numel() == 0:
             continue
         spec = OPS[name]
-        base = min(cfg.magnitude * factor, 1.0)
+        base = magnitudes.get(name, 0.0)
         mag = u[2, idx, j] * base if cfg.sampling == "uniform" else torch.full_like(u[2, idx, j], base)
         if spec.signed:
             mag = torch.where(u[3, idx, j] < 0.5, -mag, mag)
@@ -129,14 +133,14 @@ class Augmenter:
         return self._generator
 
     def sample(self, shape: torch.Size | tuple[int, ...], progress: float = 0.0,
-               device: torch.device | str = "cpu") -> Params:
+               device: torch.device | str = "cpu", factor: float | None = None) -> Params:
         device = torch.device(device)
-        return sample(self.policy, shape, progress, self.generator(device), device)
+        return sample(self.policy, shape, progress, self.generator(device), device, factor)
 
-    def __call__(self, imgs: torch.Tensor, progress: float = 0.0) -> torch.Tensor:
-        if not self.policy.ops:
+    def __call__(self, imgs: torch.Tensor, progress: float = 0.0, factor: float | None = None) -> torch.Tensor:
+        if not self.policy.at(progress).ops:
             return imgs
-        return apply(imgs, self.sample(imgs.shape, progress, imgs.device))
+        return apply(imgs, self.sample(imgs.shape, progress, imgs.device, factor))
 
     def __repr__(self) -> str:
         return f"Augmenter(policy={self.policy.name!r}, ops={list(self.policy.ops)}, seed={self.seed})"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -30,17 +31,70 @@ class OpConfig:
     ``magnitude`` in ``[0, 1]`` (the registry maps it to physical units); ``probability`` that an image
     selected for the op gets it; ``sampling``: ``uniform`` draws each image's magnitude from
     ``U(0, magnitude)``, ``fixed`` uses ``magnitude`` itself. Signed ops draw the sign per image.
+    ``schedule``: this op's own (parametric) magnitude schedule, in place of the policy's.
     """
 
     magnitude: float = 0.0
     probability: float = 1.0
     sampling: str = "uniform"
+    schedule: Schedule | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "magnitude", _unit("magnitude", self.magnitude))
         object.__setattr__(self, "probability", _unit("probability", self.probability))
         if self.sampling not in SAMPLING:
             raise choice_error("sampling", self.sampling, SAMPLING)
+        if isinstance(self.schedule, Mapping):
+            object.__setattr__(self, "schedule", Schedule.from_dict(self.schedule))
+        if self.schedule is not None and self.schedule.adaptive:
+            raise AutoaugError(f"an op's own schedule must be parametric, not {self.schedule.kind!r}; "
+                               f"adaptive schedules apply to the whole policy")
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"magnitude": self.magnitude, "probability": self.probability, "sampling": self.sampling}
+        if self.schedule is not None:
+            d["schedule"] = self.schedule.to_dict()
+        return d
+
+
+OP_KEYS = ("magnitude", "probability", "sampling", "schedule")
+
+
+def _ops_from_dict(ops: Any) -> dict[str, OpConfig]:
+    if not isinstance(ops, Mapping):
+        raise AutoaugError(f"policy 'ops' must map op names to settings, got {type(ops).__name__}")
+    configs = {}
+    for op_name, cfg in ops.items():
+        get_op(op_name)
+        extra = sorted(set(cfg) - set(OP_KEYS)) if isinstance(cfg, Mapping) else []
+        if not isinstance(cfg, Mapping) or extra:
+            raise AutoaugError(f"op {op_name!r}: settings must be an object with {', '.join(OP_KEYS)}; "
+                               f"got {extra[0] if extra else cfg!r}")
+        try:
+            configs[op_name] = OpConfig(**cfg)
+        except AutoaugError as e:
+            raise AutoaugError(f"op {op_name!r}: {e}") from None
+    return configs
+
+
+def _canonical(ops: Mapping[str, OpConfig | Mapping[str, Any]]) -> Mapping[str, OpConfig]:
+    """``ops`` in registry order (so equal policies compare and serialize equal), as :class:`OpConfig`."""
+    for op_name in ops:
+        get_op(op_name)  # raises for an unknown op
+    return MappingProxyType({name: ops[name] if isinstance(ops[name], OpConfig) else OpConfig(**ops[name])
+                             for name in OPS if name in ops})
+
+
+@dataclass(frozen=True)
+class Stage:
+    """From training progress ``start`` on, ``ops`` replace the policy's ops (a replayed PBT schedule)."""
+
+    start: float
+    ops: Mapping[str, OpConfig]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", _unit("stage start", self.start))
+        object.__setattr__(self, "ops", _canonical(self.ops))
 
 
 @dataclass(frozen=True)
@@ -50,58 +104,72 @@ class Policy:
     ``n_ops=None``: every op is applied independently with its probability (a pipeline, in registry
     order). ``n_ops=k``: each image draws ``k`` distinct ops uniformly from ``ops`` (RandAugment-style),
     then each drawn op applies with its probability.
+    ``stages``: ops that replace ``ops`` from a given training progress on (starts increasing, above 0).
     """
 
     ops: Mapping[str, OpConfig] = field(default_factory=dict)
     n_ops: int | None = None
     schedule: Schedule = field(default_factory=Schedule)
     name: str = "custom"
+    stages: tuple[Stage, ...] = ()
 
     def __post_init__(self) -> None:
-        for op_name in self.ops:
-            get_op(op_name)  # raises for an unknown op
-        ops = {}
-        for op_name in OPS:  # canonical (registry) order, so equal policies compare and serialize equal
-            if op_name in self.ops:
-                cfg = self.ops[op_name]
-                ops[op_name] = cfg if isinstance(cfg, OpConfig) else OpConfig(**cfg)
-        object.__setattr__(self, "ops", MappingProxyType(ops))
-        if self.n_ops is not None and not (isinstance(self.n_ops, int) and 1 <= self.n_ops <= max(len(ops), 1)):
-            raise AutoaugError(f"n_ops {self.n_ops!r} is out of range; allowed: null or 1 to {max(len(ops), 1)}")
+        ops = _canonical(self.ops)
+        object.__setattr__(self, "ops", ops)
+        stages = tuple(s if isinstance(s, Stage) else Stage(**s) for s in self.stages)
+        object.__setattr__(self, "stages", stages)
+        starts = [0.0] + [s.start for s in stages]
+        if any(b <= a for a, b in pairwise(starts)):
+            raise AutoaugError(f"stage starts {starts[1:]} must increase and lie above 0")
+        most = max([len(ops), *(len(s.ops) for s in stages), 1])
+        if self.n_ops is not None and not (isinstance(self.n_ops, int) and 1 <= self.n_ops <= most):
+            raise AutoaugError(f"n_ops {self.n_ops!r} is out of range; allowed: null or 1 to {most}")
+
+    def at(self, progress: float) -> Policy:
+        """The policy in force at ``progress`` (``self`` when there are no stages)."""
+        if not self.stages:
+            return self
+        ops = self.ops
+        for stage in self.stages:
+            if stage.start <= progress:
+                ops = stage.ops
+        return replace(self, ops=ops, stages=())
+
+    def magnitudes(self, progress: float, factor: float | None = None) -> dict[str, float]:
+        """Each op's scheduled magnitude at ``progress`` (the policy-wide ``factor`` in place of its
+        schedule's when given); ops without a magnitude are left out."""
+        policy = self.at(progress)
+        if factor is None:
+            factor = policy.schedule.factor(progress)
+        return {name: min(cfg.magnitude * (cfg.schedule.factor(progress) if cfg.schedule else factor), 1.0)
+                for name, cfg in policy.ops.items() if OPS[name].has_magnitude}
 
     # ------------------------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "n_ops": self.n_ops,
-            "ops": {k: {"magnitude": c.magnitude, "probability": c.probability, "sampling": c.sampling}
-                    for k, c in self.ops.items()},
+            "ops": {k: c.to_dict() for k, c in self.ops.items()},
             "schedule": self.schedule.to_dict(),
         }
+        if self.stages:
+            d["stages"] = [{"start": s.start, "ops": {k: c.to_dict() for k, c in s.ops.items()}} for s in self.stages]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Policy:
         if not isinstance(d, Mapping):
             raise AutoaugError(f"a policy must be a JSON object, got {type(d).__name__}")
-        unknown = sorted(set(d) - {"name", "n_ops", "ops", "schedule"})
+        unknown = sorted(set(d) - {"name", "n_ops", "ops", "schedule", "stages"})
         if unknown:
-            raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: name, n_ops, ops, schedule")
-        ops = d.get("ops", {})
-        if not isinstance(ops, Mapping):
-            raise AutoaugError(f"policy 'ops' must map op names to settings, got {type(ops).__name__}")
-        configs = {}
-        for op_name, cfg in ops.items():
-            get_op(op_name)
-            extra = sorted(set(cfg) - {"magnitude", "probability", "sampling"}) if isinstance(cfg, Mapping) else []
-            if not isinstance(cfg, Mapping) or extra:
-                raise AutoaugError(f"op {op_name!r}: settings must be an object with magnitude, probability, "
-                                   f"sampling; got {extra[0] if extra else cfg!r}")
-            try:
-                configs[op_name] = OpConfig(**cfg)
-            except AutoaugError as e:
-                raise AutoaugError(f"op {op_name!r}: {e}") from None
-        return cls(ops=configs, n_ops=d.get("n_ops"), schedule=Schedule.from_dict(d.get("schedule", {})),
-                   name=str(d.get("name", "custom")))
+            raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: name, n_ops, ops, schedule, stages")
+        stages = d.get("stages", [])
+        if not isinstance(stages, list) or not all(isinstance(s, Mapping) and set(s) == {"start", "ops"}
+                                                   for s in stages):
+            raise AutoaugError("policy 'stages' must be a list of objects with 'start' and 'ops'")
+        return cls(ops=_ops_from_dict(d.get("ops", {})), n_ops=d.get("n_ops"),
+                   schedule=Schedule.from_dict(d.get("schedule", {})), name=str(d.get("name", "custom")),
+                   stages=tuple(Stage(s["start"], _ops_from_dict(s["ops"])) for s in stages))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -15,8 +15,8 @@ from typing import Any
 from autoaug.errors import AutoaugError
 from autoaug.ops import OPS
 from autoaug.policy import SAMPLING, OpConfig, Policy
+from autoaug.schedule import ADAPTIVE, Schedule
 from autoaug.schedule import PARAMS as SCHEDULE_PARAMS
-from autoaug.schedule import Schedule
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 Range = tuple[float, float]
@@ -40,6 +40,7 @@ class SearchSpace:
     ops: Mapping[str, OpRange]
     schedule_kinds: tuple[str, ...] = ("constant",)
     schedule_ranges: Mapping[str, Range] | None = None
+    per_op_schedule: bool = False  # each op with a magnitude gets its own parameters of the chosen kind
     train: Mapping[str, Range] = field(default_factory=dict)  # TRAIN_PARAMS name -> log-uniform range
 
     def suggest(self, trial: Any) -> dict[str, Any]:
@@ -51,12 +52,21 @@ class SearchSpace:
                 params[f"{name}.m"] = trial.suggest_float(f"{name}.m", *r.magnitude)
         if len(self.schedule_kinds) > 1:
             params["schedule"] = trial.suggest_categorical("schedule", list(self.schedule_kinds))
-        kind = params.get("schedule", self.schedule_kinds[0])
-        for key in SCHEDULE_PARAMS[kind]:
-            params[f"schedule.{key}"] = trial.suggest_float(f"schedule.{key}", *self.schedule_ranges[key])
+        for prefix in self._schedule_prefixes(params.get("schedule", self.schedule_kinds[0])):
+            for key, spec in SCHEDULE_PARAMS[params.get("schedule", self.schedule_kinds[0])].items():
+                low, high = self.schedule_ranges[key]
+                suggest = trial.suggest_int if spec.integer else trial.suggest_float
+                params[f"{prefix}{key}"] = suggest(f"{prefix}{key}", int(low) if spec.integer else low,
+                                                   int(high) if spec.integer else high)
         for key, r in self.train.items():
             params[f"train.{key}"] = trial.suggest_float(f"train.{key}", *r, log=r[0] > 0)
         return params
+
+    def _schedule_prefixes(self, kind: str) -> list[str]:
+        """Where a schedule's parameters go: ``schedule.`` (policy-wide), or ``OP.schedule.`` per op."""
+        if self.per_op_schedule and kind not in ADAPTIVE:
+            return [f"{op}.schedule." for op, r in self.ops.items() if r.magnitude is not None]
+        return ["schedule."]
 
     def train_overrides(self, params: Mapping[str, Any]) -> dict[str, float]:
         """The training hyper-parameters in a flat parameter dict, as ``TrainConfig`` field values."""
@@ -64,14 +74,19 @@ class SearchSpace:
 
     def to_policy(self, params: Mapping[str, Any], name: str = "searched") -> Policy:
         """The policy a flat parameter dict stands for (ops with probability 0 are left out)."""
+        kind = params.get("schedule", self.schedule_kinds[0])
+
+        def schedule(prefix: str) -> Schedule | None:
+            keys = [k for k in SCHEDULE_PARAMS[kind] if f"{prefix}{k}" in params]
+            return Schedule(kind, {k: params[f"{prefix}{k}"] for k in keys}) if keys or prefix == "schedule." else None
+
         ops = {}
         for op, r in self.ops.items():
             p = float(params[f"{op}.p"])
             if p > 0:
-                ops[op] = OpConfig(float(params.get(f"{op}.m", 0.0)), p, r.sampling)
-        kind = params.get("schedule", self.schedule_kinds[0])
-        sched = Schedule(kind, {k: float(params[f"schedule.{k}"]) for k in SCHEDULE_PARAMS[kind]})
-        return Policy(ops=ops, schedule=sched, name=name)
+                ops[op] = OpConfig(float(params.get(f"{op}.m", 0.0)), p, r.sampling, schedule(f"{op}.schedule."))
+        per_op = self.per_op_schedule and kind not in ADAPTIVE
+        return Policy(ops=ops, schedule=Schedule() if per_op else schedule("schedule."), name=name)
 
     def point(self, policy: Policy, train: Mapping[str, float] | None = None) -> dict[str, Any] | None:
         """The flat parameters of ``policy`` (and of the ``train`` hyper-parameter values, where this space
@@ -92,12 +107,13 @@ class SearchSpace:
                     return None
                 params[f"{op}.m"] = m
         kind = policy.schedule.kind
-        if kind not in self.schedule_kinds:
+        if kind not in self.schedule_kinds or policy.stages or self.per_op_schedule or any(
+                c.schedule for c in policy.ops.values()):
             return None
         if len(self.schedule_kinds) > 1:
             params["schedule"] = kind
         for key in SCHEDULE_PARAMS[kind]:
-            params[f"schedule.{key}"] = policy.schedule.params.get(key, 0.0)
+            params[f"schedule.{key}"] = policy.schedule.params[key]
         for key, (low, high) in self.train.items():
             value = (train or {}).get(key)
             if value is None or not low <= value <= high:
@@ -106,11 +122,11 @@ class SearchSpace:
         return params
 
 
-def _range(where: str, value: Any) -> Range:
+def _range(where: str, value: Any, low: float = 0.0, high: float = 1.0) -> Range:
     ok = (isinstance(value, list | tuple) and len(value) == 2
           and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
-    if not ok or not 0.0 <= value[0] <= value[1] <= 1.0:
-        raise AutoaugError(f"{where}: {value!r} is not a range [low, high] within [0, 1]")
+    if not ok or not low <= value[0] <= value[1] <= high:
+        raise AutoaugError(f"{where}: {value!r} is not a range [low, high] within [{low:g}, {high:g}]")
     return float(value[0]), float(value[1])
 
 
@@ -186,15 +202,19 @@ def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
         raise AutoaugError(f"{source}: ops.{bad[0]}: unknown op {bad[0]!r}; see 'autoaug ops'")
     sched = dict(doc.get("schedule") or {"kinds": ["constant"]})
     kinds = sched.pop("kinds", ["constant"])
+    per_op = sched.pop("per_op", False)
+    if not isinstance(per_op, bool):
+        raise AutoaugError(f"{source}: schedule.per_op: {per_op!r} must be true or false")
     if not isinstance(kinds, list) or not kinds or any(k not in SCHEDULE_PARAMS for k in kinds):
         raise AutoaugError(f"{source}: schedule.kinds: {kinds!r} must list some of {', '.join(SCHEDULE_PARAMS)}")
-    needed = {p for k in kinds for p in SCHEDULE_PARAMS[k]}
-    extra = sorted(set(sched) - needed)
+    specs = {p: spec for k in kinds for p, spec in SCHEDULE_PARAMS[k].items()}
+    extra = sorted(set(sched) - set(specs))
     if extra:
-        raise AutoaugError(f"{source}: schedule.{extra[0]}: not a parameter of {kinds}; allowed: {sorted(needed)}")
-    ranges = {p: _range(f"{source}: schedule.{p}", sched.get(p, [0.0, 1.0])) for p in needed}
+        raise AutoaugError(f"{source}: schedule.{extra[0]}: not a parameter of {kinds}; allowed: {sorted(specs)}")
+    ranges = {p: _range(f"{source}: schedule.{p}", sched.get(p, [spec.low, spec.high]), spec.low, spec.high)
+              for p, spec in specs.items()}
     return SearchSpace(source=source, ops=ops, schedule_kinds=tuple(kinds), schedule_ranges=ranges,
-                       train=_train_ranges(doc.get("train") or {}, source))
+                       per_op_schedule=per_op, train=_train_ranges(doc.get("train") or {}, source))
 
 
 def _train_ranges(doc: Any, source: str) -> dict[str, Range]:
