@@ -219,6 +219,16 @@ def _randaugment(m: int = 9, n: int = 2) -> Policy:
     return Policy(ops=ops, n_ops=n, name="randaugment")
 
 
+def _adaptive(kind: str) -> Policy:
+    """Basic flip and crop always on (their own constant schedule); rotation up to ±30° and brightness and
+    contrast up to ±0.2 scaled by the controller (level 0.5: ±15° and ±0.1)."""
+    basic = Schedule()
+    ops = {"hflip": OpConfig(0.0, 0.5), "crop": OpConfig(0.5, 0.5, schedule=basic),
+           "rotate": OpConfig(_phys("rotate", 30.0), 0.5), "brightness": OpConfig(_phys("brightness", 0.2), 0.5),
+           "contrast": OpConfig(_phys("contrast", 0.2), 0.5)}
+    return Policy(ops=ops, schedule=Schedule(kind), name=kind)
+
+
 PRESETS: dict[str, Policy] = {
     "none": Policy(name="none"),
     "baseline": Policy(
@@ -234,6 +244,8 @@ PRESETS: dict[str, Policy] = {
     "randaugment": _randaugment(),
     "trivialaugment": Policy(ops={op: OpConfig(1.0 if OPS[op].has_magnitude else 0.0) for op in RAND_OPS},
                              n_ops=1, name="trivialaugment"),
+    "feedback": _adaptive("feedback"),
+    "augnet": _adaptive("augnet"),
 }
 
 

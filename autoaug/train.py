@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoaug.augment import Augmenter
+from autoaug.adaptive import controller_for
+from autoaug.augment import apply, sample
 from autoaug.datasets import DatasetSplits
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.models import Normalize, build_model, check_model
@@ -166,62 +167,96 @@ def _optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def train(config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none",
-          report: Report | None = None) -> TrainResult:
-    """Train ``config.model`` on ``data.train`` with ``policy``; validate on ``data.val`` every epoch.
+class Trainer:
+    """One training run, an epoch at a time: ``run_epoch()`` returns that epoch's metrics.
 
-    ``report(metrics)`` gets, per epoch: ``epoch, train_loss, train_acc, val_loss, val_acc, lr, magnitude,
-    epoch_seconds, images_per_second, aug_ms_per_batch, aug_seconds``. Raises :class:`TrainingDiverged` on a NaN loss.
-    The test split is never touched here.
+    ``state_dict()`` / ``load_state_dict()`` checkpoint everything a resumed run needs (model, optimizer,
+    learning-rate schedule, random generators, history); ``policy`` may be replaced between epochs (PBT).
+    A policy with an adaptive schedule gets its controller (:mod:`autoaug.adaptive`); AugNet's held-out
+    batch is taken out of the training split.
     """
-    policy = resolve_policy(policy)
-    device = resolve_device(config.device)
-    c, h, w = data.image_shape
-    torch.manual_seed(derive_seed(config.seed, "init"))
-    net = build_model(config.model, c, data.num_classes, min(h, w))
-    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    model = nn.Sequential(Normalize(*channel_stats(data.train_x)), net).to(device)
 
-    n = len(train_y)
-    bs = min(config.batch_size, n)
-    steps = n // bs  # drop the last partial batch (BatchNorm needs > 1 sample)
-    total_steps = steps * config.epochs
-    opt = _optimizer(config, model.parameters())
-    schedule = (lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps))) if config.lr_schedule == "cosine" else None
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule) if schedule else None
-    augment = Augmenter(policy, seed=derive_seed(config.seed, "augment"))
-    shuffle = make_generator(derive_seed(config.seed, "shuffle"))
-    timer = _AugTimer(device)
+    def __init__(self, config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none") -> None:
+        self.config, self.data, self.policy = config, data, resolve_policy(policy)
+        self.device = device = resolve_device(config.device)
+        c, h, w = data.image_shape
+        torch.manual_seed(derive_seed(config.seed, "init"))
+        net = build_model(config.model, c, data.num_classes, min(h, w))
+        self.controller = controller_for(self.policy, derive_seed(config.seed, "controller"))
+        train_x, train_y = data.train_x, data.train_y
+        if self.controller is not None and self.controller.holdout:
+            train_x, train_y = self._hold_out(train_x, train_y, self.controller.holdout)
+        self.x, self.y = train_x.to(device), train_y.to(device)
+        self.model = nn.Sequential(Normalize(*channel_stats(train_x)), net).to(device)
 
-    result = TrainResult(model=model)
-    start = time.perf_counter()
-    for epoch in range(config.epochs):
+        n = len(self.y)
+        self.batch_size = min(config.batch_size, n)
+        self.steps = n // self.batch_size  # drop the last partial batch (BatchNorm needs > 1 sample)
+        total_steps = self.steps * config.epochs
+        self.opt = _optimizer(config, self.model.parameters())
+        cosine = lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps))  # noqa: E731
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, cosine) if config.lr_schedule == "cosine" else None
+        self.augment_rng = make_generator(derive_seed(config.seed, "augment"), device)
+        self.shuffle = make_generator(derive_seed(config.seed, "shuffle"))
+        self.aug_timer, self.control_timer = _AugTimer(device), _AugTimer(device)
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+    def _hold_out(self, x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Give ``size`` seeded random training images to the controller; returns the rest."""
+        if size > len(y) // 4:
+            raise AutoaugError(f"held-out batch of {size} images is more than a quarter of the {len(y)} training "
+                               f"images; lower the schedule's 'holdout'")
+        order = torch.randperm(len(y), generator=make_generator(derive_seed(self.config.seed, "holdout")))
+        held, keep = order[:size], order[size:].sort().values
+        self.controller.set_holdout(_to_float(x[held].to(self.device)), y[held].to(self.device))  # type: ignore[union-attr]
+        return x[keep], y[keep]
+
+    def _augment(self, xb: torch.Tensor, progress: float) -> torch.Tensor:
+        policy, factor = self.controller.current(progress) if self.controller else (self.policy, None)
+        if not policy.at(progress).ops:
+            return xb
+        return apply(xb, sample(policy, xb.shape, progress, self.augment_rng, self.device, factor))
+
+    def _magnitudes(self, progress: float) -> dict[str, float]:
+        """The magnitude factor and each op's magnitude in force at ``progress``, for the logs."""
+        policy, factor = self.controller.current(progress) if self.controller else (self.policy, None)
+        factor = policy.schedule.factor(progress) if factor is None else factor
+        return {"magnitude": factor, **{f"magnitude/{k}": v for k, v in policy.magnitudes(progress, factor).items()}}
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch and validate; returns its metrics (see :func:`train`)."""
+        cfg, model, epoch, steps, bs = self.config, self.model, self.epoch, self.steps, self.batch_size
         t0 = time.perf_counter()
+        logged = self._magnitudes(epoch / cfg.epochs)
         model.train()
-        lr = opt.param_groups[0]["lr"]
-        perm = torch.randperm(n, generator=shuffle).to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
+        lr = self.opt.param_groups[0]["lr"]
+        perm = torch.randperm(len(self.y), generator=self.shuffle).to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
         for i in range(steps):
             idx = perm[i * bs : (i + 1) * bs]
-            xb, yb = _to_float(train_x[idx]), train_y[idx]
-            with timer:
-                xb = augment(xb, progress=(epoch + i / steps) / config.epochs)
+            xb, yb = _to_float(self.x[idx]), self.y[idx]
+            with self.aug_timer:
+                xb = self._augment(xb, (epoch + i / steps) / cfg.epochs)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            if sched:
-                sched.step()
+            self.opt.step()
+            if self.sched:
+                self.sched.step()
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == yb).sum()
+            if self.controller is not None:
+                with self.control_timer:
+                    self.controller.after_step(model, epoch * steps + i + 1)
         train_loss = loss_sum.item() / steps
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch + 1}")
-        aug_s = timer.total()
+        aug_s, control_s = self.aug_timer.total(), self.control_timer.total()
         epoch_s = time.perf_counter() - t0
-        val = evaluate(model, data.val_x, data.val_y, config.eval_batch_size)
+        val = evaluate(model, self.data.val_x, self.data.val_y, cfg.eval_batch_size)
         metrics = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
@@ -229,14 +264,55 @@ def train(config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none
             "val_loss": val["loss"],
             "val_acc": val["acc"],
             "lr": lr,
-            "magnitude": policy.schedule.factor(epoch / config.epochs),
             "epoch_seconds": epoch_s,
             "images_per_second": steps * bs / epoch_s,
             "aug_ms_per_batch": 1000 * aug_s / steps,
             "aug_seconds": aug_s,
+            "control_seconds": control_s,
+            **logged,
         }
-        result.history.append(metrics)
+        if self.controller is not None:
+            t1 = time.perf_counter()
+            metrics.update(self.controller.after_epoch(epoch + 1, metrics))
+            metrics["control_seconds"] += time.perf_counter() - t1
+        self.history.append(metrics)
+        self.epoch += 1
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume after ``self.epoch`` epochs (not an adaptive controller's state)."""
+        if self.controller is not None:
+            raise AutoaugError(f"a run with the adaptive schedule {self.policy.schedule.kind!r} cannot be checkpointed")
+        return {"epoch": self.epoch, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict() if self.sched else None, "shuffle": self.shuffle.get_state(),
+                "augment": self.augment_rng.get_state(), "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        if self.sched and state["sched"]:
+            self.sched.load_state_dict(state["sched"])
+        self.shuffle.set_state(state["shuffle"])
+        self.augment_rng.set_state(state["augment"])
+        self.epoch, self.history = state["epoch"], list(state["history"])
+
+
+def train(config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none",
+          report: Report | None = None) -> TrainResult:
+    """Train ``config.model`` on ``data.train`` with ``policy``; validate on ``data.val`` every epoch.
+
+    ``report(metrics)`` gets, per epoch: ``epoch, train_loss, train_acc, val_loss, val_acc, lr, magnitude``
+    (the magnitude factor in force at the epoch's start), ``magnitude/OP`` (each op's magnitude),
+    ``epoch_seconds, images_per_second, aug_ms_per_batch, aug_seconds, control_seconds`` (time spent in an
+    adaptive controller), and the controller's own values. Raises :class:`TrainingDiverged` on a NaN loss.
+    The test split is never touched here.
+    """
+    trainer = Trainer(config, data, policy)
+    result = TrainResult(model=trainer.model)
+    start = time.perf_counter()
+    while trainer.epoch < config.epochs:
+        metrics = trainer.run_epoch()
         if report is not None:
             report(metrics)
-    result.seconds = time.perf_counter() - start
+    result.history, result.seconds = trainer.history, time.perf_counter() - start
     return result

@@ -9,7 +9,7 @@ from autoaug.models import build_model
 from autoaug.train import TrainConfig, TrainingDiverged, channel_stats, evaluate, train
 
 KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "magnitude", "epoch_seconds", "aug_seconds",
-        "images_per_second", "aug_ms_per_batch"}
+        "images_per_second", "aug_ms_per_batch", "control_seconds"}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,8 @@ def test_models_take_small_images(name: str, channels: int, size: int) -> None:
 def test_training_learns_and_reports_every_epoch(small_data) -> None:
     reports: list[dict] = []
     result = train(TrainConfig(epochs=2, batch_size=128, seed=0), small_data, "baseline", report=reports.append)
-    assert [r["epoch"] for r in reports] == [1, 2] and set(reports[0]) == KEYS
+    per_op = {f"magnitude/{op}" for op in ("rotate", "brightness", "zoom", "gaussian_noise")}  # hflip has none
+    assert [r["epoch"] for r in reports] == [1, 2] and set(reports[0]) == KEYS | per_op
     assert reports[-1]["aug_ms_per_batch"] > 0 and reports[-1]["lr"] < reports[0]["lr"] + 1e-12
     test = evaluate(result.model, small_data.test_x, small_data.test_y)
     assert test["acc"] > 0.5  # ten classes: chance is 0.1
