@@ -85,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per full trial (default: from --budget)")
     p.add_argument("--train-size", type=_positive_int, default=None,
                    help="use only N training images (default: from --budget)")
-    p.add_argument("--scheduler", default="asha", help="asha (stops weak trials early) or fifo (default: asha)")
+    p.add_argument("--scheduler", default="asha",
+                   help="asha (Optuna samples, weak trials stop early), fifo (every trial runs all epochs) or pbt "
+                        "(population based training changes magnitudes during training; exports the best "
+                        "trial's schedule) (default: asha)")
     p.add_argument("--cpus-per-trial", type=float, default=None)
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPU share per trial (default: 0.25 with a GPU)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")

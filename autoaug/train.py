@@ -285,7 +285,9 @@ class Trainer:
             raise AutoaugError(f"a run with the adaptive schedule {self.policy.schedule.kind!r} cannot be checkpointed")
         return {"epoch": self.epoch, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                 "sched": self.sched.state_dict() if self.sched else None, "shuffle": self.shuffle.get_state(),
-                "augment": self.augment_rng.get_state(), "history": self.history}
+                "augment": self.augment_rng.get_state(), "history": self.history,
+                "torch_rng": torch.get_rng_state(),  # dropout draws from the global generator
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -294,6 +296,9 @@ class Trainer:
             self.sched.load_state_dict(state["sched"])
         self.shuffle.set_state(state["shuffle"])
         self.augment_rng.set_state(state["augment"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if self.device.type == "cuda" and state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         self.epoch, self.history = state["epoch"], list(state["history"])
 
 

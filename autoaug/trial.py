@@ -1,7 +1,7 @@
 """One search trial inside a Ray worker: rebuild the policy from Optuna's parameters, train, report.
 
 The dataset arrives through Ray's object store (:func:`autoaug.cluster.pack`); the trial never sees the
-test split.
+test split. Population based training has its own trial in :mod:`autoaug.pbt`.
 """
 
 from __future__ import annotations

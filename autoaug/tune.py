@@ -29,7 +29,9 @@ if TYPE_CHECKING:
     from autoaug.tracking import SearchTracker
 
 METRIC, MODE = "val_acc", "max"
-SCHEDULERS = ("asha", "fifo")  # fifo: every trial runs all its epochs (benchmarks, small spaces)
+# asha: Optuna samples, ASHA stops weak trials early; fifo: every trial runs all its epochs (benchmarks);
+# pbt: population based training changes the magnitudes and probabilities during training
+SCHEDULERS = ("asha", "fifo", "pbt")
 
 
 @dataclass(frozen=True)
@@ -230,36 +232,45 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     try:
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, data=pack(data), space=search_space, base=base,
-                                 gpu_memory_fraction=mem_fraction),
+            tune.with_parameters(_pbt_module().run_pbt_trial if scheduler == "pbt" else run_trial, data=pack(data),
+                                 space=search_space, base=base, gpu_memory_fraction=mem_fraction),
             resources)
         callbacks = [_progress_callback(out.name, trials, epochs), tune_callback(tracker.parent_id, epochs)]
         if resume and tune.Tuner.can_restore(str(out)):
             tuner = tune.Tuner.restore(str(out), trainable=trainable, resume_errored=False, restart_errored=False)
         else:
+            param_space, search_alg, trial_scheduler = {}, None, None
+            if scheduler == "pbt":
+                trial_scheduler, param_space = _pbt_module().scheduler(search_space, epochs, seed)
+            else:
+                search_alg = _searcher(search_space, seed, base, trials)
+            if scheduler == "asha":
+                trial_scheduler = ASHAScheduler(time_attr="training_iteration", max_t=epochs,
+                                                grace_period=min(b.grace, epochs), reduction_factor=3)
             tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    metric=METRIC, mode=MODE, num_samples=trials, reuse_actors=True,
-                    search_alg=_searcher(search_space, seed, base, trials),
-                    scheduler=ASHAScheduler(time_attr="training_iteration", max_t=epochs,
-                                            grace_period=min(b.grace, epochs), reduction_factor=3)
-                    if scheduler == "asha" else None,
-                ),
+                trainable, param_space=param_space,
+                tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, num_samples=trials, reuse_actors=True,
+                                            search_alg=search_alg, scheduler=trial_scheduler),
                 run_config=tune.RunConfig(name=out.name, storage_path=str(root), verbose=0, callbacks=callbacks,
-                                          failure_config=tune.FailureConfig(max_failures=0)),
+                                          failure_config=tune.FailureConfig(max_failures=0),
+                                          checkpoint_config=tune.CheckpointConfig(num_to_keep=3)),
             )
         grid = tuner.fit()
         if grid.num_terminated + grid.num_errors < trials:  # Tune returns normally after Ctrl-C
             raise KeyboardInterrupt
-        frame = grid.get_dataframe()
+        frame = _frame(grid)
         tracker.drop_lost_children(set(frame["trial_id"]) if "trial_id" in frame else set())
         settings["wall_seconds"] = time.perf_counter() - t_start
         frame["preset"] = _preset_column(frame, _preset_points(search_space, base))
         failed = {r.metrics.get("trial_id") for r in grid if r.error is not None and r.metrics}
         frame["status"] = ["failed" if t in failed else "completed" if e >= epochs else "pruned"
                            for t, e in zip(frame.get("trial_id", []), frame.get("epoch", []), strict=True)]
-        result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker)
+        replay = None
+        if scheduler == "pbt":  # the best trial's lineage of settings, replayed epoch by epoch
+            best = grid.get_best_result(metric=METRIC, mode=MODE, scope="last")
+            replay = _pbt_module().replay_policy(_pbt_module().load_stages(best.checkpoint), epochs,
+                                                 f"best-{dataset}")
+        result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker, replay)
         status = "FINISHED"
         return result
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (Ray's handler exits)
@@ -273,6 +284,20 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json",
                                 _space_file(search_space)])
+
+
+def _pbt_module() -> Any:
+    import autoaug.pbt
+
+    return autoaug.pbt
+
+
+def _frame(grid: Any) -> Any:
+    """One row per trial from its last result as Tune holds it in memory (``config/KEY`` columns as in
+    ``ResultGrid.get_dataframe``, which rereads result files that PBT's pause-and-restore can leave short)."""
+    import pandas as pd
+
+    return pd.json_normalize([r.metrics for r in grid if r.metrics], sep="/")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -298,13 +323,14 @@ def _versions() -> dict[str, str]:
 
 
 def _summarize(frame: Any, space: SearchSpace, out: Path, dataset: str, epochs: int, settings: dict[str, Any],
-               tracker: SearchTracker) -> SearchResult:
+               tracker: SearchTracker, replay: Policy | None = None) -> SearchResult:
+    """Write the best policy (``replay`` where given: a PBT lineage), trials.csv and search.json."""
     finished = frame[frame["epoch"] == epochs] if "epoch" in frame else frame.iloc[0:0]
     if finished.empty:
         raise AutoaugError(f"no trial of the search in {out} finished all {epochs} epochs")
     best_row = finished.loc[finished[METRIC].idxmax()]
     params = {k[len("config/"):]: v for k, v in best_row.items() if k.startswith("config/")}
-    best = space.to_policy(params, name=f"best-{dataset}")
+    best = replay or space.to_policy(params, name=f"best-{dataset}")
     policy_path = best.save(out / "best_policy.json")
     frame.to_csv(out / "trials.csv", index=False)
     summary = {**settings, "best_val_acc": float(best_row[METRIC]), "mlflow_run_id": tracker.parent_id,
