@@ -128,6 +128,7 @@ class AugNetController:
         self.opt = torch.optim.Adam(self.net.parameters(), lr=0.01)
         self.data = holdout
         self.fractions = torch.ones(2, len(self.names))  # the setting in use, as fractions of ``upper``
+        self.in_use = self._policy()
         self.stats = {"train_loss": 0.0, "train_acc": 0.0, "val_loss": 0.0, "val_acc": 0.0, "progress": 0.0}
         self.pending: torch.Tensor | None = None  # log-probability of the setting in use
         self.loss_before = float("nan")
@@ -141,7 +142,7 @@ class AugNetController:
 
     def current(self, progress: float) -> tuple[Policy, float | None]:
         self.stats["progress"] = progress
-        return self._policy(), None
+        return self.in_use, None
 
     def _policy(self) -> Policy:
         mags, probs = (self.upper * self.fractions).tolist()
@@ -169,6 +170,7 @@ class AugNetController:
         mean = self.net(self.state()).view(2, -1)
         z = mean.detach() + self.sigma * torch.randn(mean.shape, generator=self.generator)
         self.fractions = torch.sigmoid(z)
+        self.in_use = self._policy()
         self.used.append(self.fractions)
         return torch.distributions.Normal(mean, self.sigma).log_prob(z).sum()
 

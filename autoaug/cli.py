@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the final report (retraining the best policy and the presets on several seeds)")
     p.add_argument("--report-seeds", type=_positive_int, default=3, help="seeds of the final report (default: 3)")
     p.add_argument("--reports", default="reports", help="folder of the reports (default: ./reports)")
+    _compare_argument(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("report", help="retrain a search's best policy and the presets over seeds; write the report",
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, default=None)
     p.add_argument("--gpus-per-trial", type=float, default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    _compare_argument(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the searches tracked here")
@@ -212,6 +214,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.save_policy is not None and not args.save_policy.resolve().parent.is_dir():
         raise AutoaugError(f"folder of --save-policy {str(args.save_policy)!r} does not exist")
+    if args.report:
+        from autoaug.report import compared_policies
+
+        compared_policies(args.compare)  # a bad --compare fails now, not after the search
     result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
                          budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
@@ -236,11 +242,21 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.report:
         from autoaug.report import make_report
 
-        _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports,
+        _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=args.compare,
                                  tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
                                  gpus_per_trial=args.gpus_per_trial, address=args.address,
                                  echo=lambda line: print(line, flush=True)).rows)
     return 0
+
+
+def _compare_argument(p: argparse.ArgumentParser) -> None:
+    from autoaug.report import BASELINES
+
+    p.add_argument("--compare", type=lambda text: [part for part in text.split(",") if part],
+                   default=list(BASELINES), metavar="POLICIES",
+                   help="comma-separated policies the report compares with the searched one: preset names "
+                        "(feedback and augnet included), NAME=FILE.json or FILE.json; none is always included "
+                        f"(default: {','.join(BASELINES)})")
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -257,7 +273,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from autoaug.report import make_report
 
-    _print_table(make_report(args.search, seeds=args.seeds, out=args.out, tracking_uri=args.tracking_uri,
+    _print_table(make_report(args.search, seeds=args.seeds, out=args.out, compare=args.compare,
+                             tracking_uri=args.tracking_uri,
                              robust_size=args.robust_size, cpus_per_trial=args.cpus_per_trial,
                              gpus_per_trial=args.gpus_per_trial, address=args.address,
                              echo=lambda line: print(line, flush=True)).rows)

@@ -63,17 +63,28 @@ def policy_bars(policy: Policy, path: Path) -> Path:
     return _save(fig, path)
 
 
-def schedule(policy: Policy, history: Sequence[dict[str, Any]], path: Path) -> Path:
-    """The magnitude factor of ``policy``'s schedule over training, with the factor logged each epoch."""
-    fig, ax = _figure(6.0, 3.2)
-    ax = ax[0, 0]
-    epochs = len(history)
-    t = np.linspace(0, 1, 200)
-    ax.plot(t * epochs, [policy.schedule.factor(p) for p in t], label=f"{policy.schedule.kind} schedule")
-    ax.plot(np.arange(epochs), [m["magnitude"] for m in history], "o", ms=3, label="logged at epoch start")
-    ax.set(xlabel="epoch", ylabel="magnitude factor", ylim=(-0.05, 1.05), title="Magnitude schedule")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+def magnitudes(records: Mapping[str, Sequence[dict[str, Any]]], path: Path) -> Path:
+    """Each op's magnitude at the start of every epoch (as logged, first seed), one panel per policy: a
+    schedule's ramp, a controller's steps, AugNet's means, a PBT lineage's stages."""
+    shown = {name: runs[0]["history"] for name, runs in records.items() if name != "none" and runs}
+    cols = min(3, max(len(shown), 1))
+    rows = -(-max(len(shown), 1) // cols)
+    fig, axes = _figure(4.2 * cols, 3.0 * rows, rows, cols)
+    for ax, (name, history) in zip(axes.flat, shown.items(), strict=False):
+        ops = sorted({k.split("/", 1)[1] for m in history for k in m if k.startswith("magnitude/")})
+        epochs = np.arange(1, len(history) + 1)
+        for op in ops:
+            ax.plot(epochs, [m.get(f"magnitude/{op}", np.nan) for m in history], lw=1.2, label=op)
+        if "feedback/level" in history[0]:
+            ax.step(epochs, [m["magnitude"] for m in history], "k--", where="post", lw=1, label="level")
+        ax.set(title=name, xlabel="epoch", ylabel="magnitude", ylim=(-0.03, 1.03))
+        ax.grid(alpha=0.3)
+        if ops:
+            ax.legend(fontsize=6, ncol=2)
+        else:
+            ax.text(0.5, 0.5, "no magnitudes logged", ha="center", transform=ax.transAxes)
+    for ax in list(axes.flat)[len(shown):]:
+        ax.axis("off")
     return _save(fig, path)
 
 

@@ -25,12 +25,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from autoaug.errors import AutoaugError
-from autoaug.policy import PRESETS, Policy
+from autoaug.policy import Policy, resolve_policy
 from autoaug.stats import compare_paired, mean_std
 
 BASELINES = ("none", "baseline", "randaugment", "trivialaugment")
@@ -111,6 +111,7 @@ METRICS = {  # column -> how to read it from a run record
     "fgsm_acc": lambda r: r["fgsm_acc"],
     "train_seconds": lambda r: r["train_seconds"],
     "aug_share": lambda r: r["aug_share"],
+    "control_share": lambda r: r.get("control_share", 0.0),  # time in an adaptive controller
     "peak_memory_mb": lambda r: r["peak_memory_mb"],
     "cpu_util": lambda r: r["cpu_util"],
 }
@@ -140,6 +141,9 @@ def comparison_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
             row |= {f"{key}_diff": c.mean, f"{key}_ci_low": c.low, f"{key}_ci_high": c.high,
                     f"{key}_n_pairs": c.n, f"{key}_verdict": c.verdict}
         rows.append(row)
+    plain = next((r["train_seconds_mean"] for r in rows if r["policy"] == "none"), float("nan"))
+    for row in rows:  # training time relative to no augmentation
+        row["time_vs_none"] = row["train_seconds_mean"] / plain
     return rows
 
 
@@ -160,11 +164,12 @@ def _diff(row: dict[str, Any], key: str) -> str:
 def main_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The report's first table: accuracy with its paired difference to ``none`` and verdict, F1, robustness, cost."""
     header = ["policy", "n", "test accuracy", "Δ vs none [95% CI]", "verdict", "macro F1", "corruption acc",
-              "FGSM acc", "train − test acc", "train s", "aug share"]
+              "FGSM acc", "train − test acc", "train s", "time vs none", "aug share", "controller share"]
     body = [[r["policy"], str(r["n"]), _pm(r, "acc"), _diff(r, "acc"),
              r.get("acc_verdict", "reference" if r["policy"] == "none" else "no pairs"),
              _pm(r, "f1"), _pm(r, "corruption_acc"), _pm(r, "fgsm_acc"), _pm(r, "gap"),
-             f"{r['train_seconds_mean']:.0f}", f"{100 * r['aug_share_mean']:.1f}%"] for r in rows]
+             f"{r['train_seconds_mean']:.0f}", f"{r['time_vs_none']:.2f}x", f"{100 * r['aug_share_mean']:.1f}%",
+             f"{100 * r['control_share_mean']:.1f}%"] for r in rows]
     return header, body
 
 
@@ -260,15 +265,35 @@ class Report:
     records: list[dict[str, Any]]
 
 
+def compared_policies(specs: Sequence[str]) -> list[Policy]:
+    """Policies to compare with the searched one: preset names, ``NAME=FILE.json`` or ``FILE.json`` (named
+    as in the file). ``none``, the reference, is always first."""
+    out: list[Policy] = []
+    for spec in ("none", *(s for s in specs if s != "none")):
+        name, sep, source = spec.partition("=")
+        policy = resolve_policy(source if sep else spec)
+        policy = replace(policy, name=name if sep else policy.name)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", policy.name) or policy.name == SEARCHED:
+            raise AutoaugError(f"policy name {policy.name!r} must be letters, digits, '_', '.' or '-' and not "
+                               f"{SEARCHED!r}; name it with NAME=FILE.json")
+        if any(p.name == policy.name for p in out):
+            raise AutoaugError(f"policy name {policy.name!r} is given twice; name files with NAME=FILE.json")
+        out.append(policy)
+    return out
+
+
 def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os.PathLike[str] = "reports",
+                compare: Sequence[str] = BASELINES,
                 tracking_uri: str | None = None, cpus_per_trial: float | None = None,
                 gpus_per_trial: float | None = None, robust_size: int = 2000, address: str | None = None,
                 num_cpus: int | None = None, echo: Callable[[str], None] = print) -> Report:
-    """Retrain the best policy of ``search`` and the presets on ``seeds`` seeds; write the report under ``out``."""
+    """Retrain the best policy of ``search`` and the ``compare`` policies (:func:`compared_policies`) on ``seeds``
+    seeds; write the report under ``out``."""
     if not isinstance(seeds, int) or seeds < 1:
         raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
     if not isinstance(robust_size, int) or robust_size < 1:
         raise AutoaugError(f"robust size {robust_size!r} must be a positive integer")
+    compared = compared_policies(compare)
     found = load_search(search, tracking_uri)
     s = found.settings
     out_root = Path(out).expanduser().resolve()
@@ -282,8 +307,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     data = load_dataset(s["dataset"], train_size=s["train_size"], seed=s["seed"])
     base = TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"], **found.train_overrides())
     settings = FinalSettings(base, robust_size=min(robust_size, len(data.test_y)))
-    policies = [Policy(found.best.ops, found.best.n_ops, found.best.schedule, SEARCHED),
-                *(PRESETS[name] for name in BASELINES)]
+    policies = [replace(found.best, name=SEARCHED), *compared]
     # the search trained every trial with seed s["seed"]: the finals use other seeds, so the best trial's lucky
     # draw (initialization, batch order, augmentation) does not carry over into the comparison
     seed_list = [s["seed"] + 1 + i for i in range(seeds)]
@@ -337,7 +361,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out_root))
     staging.chmod(0o755)  # mkdtemp makes it private; the report is an ordinary folder
     try:
-        blocks = _write(staging, found, data, policies[0], groups, rows, records, resources, final_seconds, seeds,
+        blocks = _write(staging, found, data, policies, groups, rows, records, resources, final_seconds, seeds,
                         settings, folder)
         (staging / "report.md").write_text(to_markdown(blocks))
         (staging / "report.html").write_text(to_html(blocks, f"autoaug report: {s['dataset']}"))
@@ -360,7 +384,8 @@ def _tracker(found: FinishedSearch, echo: Callable[[str], None]) -> Any:
     return FinalTracker(found.tracking_uri, found.parent_run_id)
 
 
-def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups: dict[str, list[dict[str, Any]]],
+def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy],
+           groups: dict[str, list[dict[str, Any]]],
            rows: list[dict[str, Any]], records: list[dict[str, Any]], resources: dict[str, float],
            final_seconds: float, seeds: int, settings: Any, final: Path) -> list[Block]:
     """Figures, CSV, JSON and a copy of the search's files (``search/``) into ``folder``, which becomes
@@ -374,7 +399,11 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
     s = found.settings
     pd.DataFrame(rows).to_csv(folder / "comparison.csv", index=False)
     (folder / "runs.json").write_text(json.dumps({"search": s, "records": records}, indent=1, default=str))
+    best = policies[0]
     best.save(folder / "best_policy.json")
+    (folder / "policies").mkdir()
+    for policy in policies[1:]:
+        policy.save(folder / "policies" / f"{policy.name}.json")
     (folder / "search").mkdir()
     for name in SEARCH_FILES:  # the report can be made again from these alone: autoaug report FOLDER/search
         shutil.copy2(found.folder / name, folder / "search" / name)
@@ -384,8 +413,8 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
         (plots.learning_curves(groups, folder / "learning_curves.png"),
          "Validation accuracy per epoch, mean ± std over seeds"),
         (plots.policy_bars(best, folder / "policy.png"), "The searched policy: magnitude and probability per op"),
-        (plots.schedule(best, groups[SEARCHED][0]["history"] if SEARCHED in groups else [], folder / "schedule.png"),
-         "Its magnitude schedule over the epochs"),
+        (plots.magnitudes(groups, folder / "magnitudes.png"),
+         "Each op's magnitude at the start of every epoch, as logged (first seed)"),
         (plots.search_progress(found.trials, trial_status(found.trials, s["epochs"]), folder / "search_progress.png"),
          "Search: each trial's validation accuracy when it ended"),
         (plots.confusion({k: _summed_confusion(groups[k]) for k in ("none", SEARCHED) if k in groups},
@@ -410,11 +439,14 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
     n_text = ", ".join(f"{r['policy']} n = {r['n']}" for r in rows)
     blocks: list[Block] = [
         ("h1", f"autoaug report: {s['dataset']}"),
-        ("p", f"Test-set comparison of the searched policy with the presets, each retrained on {seeds} seeds "
+        ("p", f"Test-set comparison of the searched policy with the other policies, each retrained on {seeds} seeds "
               f"({n_text}). Mean ± sample std over seeds; Δ is the difference to `none` paired by seed with its "
               "95% Student t interval, and the verdict says whether that interval excludes 0."),
         ("table", (header, body)),
         ("p", _verdict_sentence(rows)),
+        ("h2", "Policies"),
+        ("table", (["policy", "how it augments", "ops"],
+                   [[p.name, mechanism(p), ", ".join(p.ops) or "—"] for p in policies])),
         ("h2", "Setting"),
         ("p", f"Data: {data.summary()} (test split used only here). Model `{s['model']}`, {epochs} epochs, batch "
               f"{s['batch_size']}, {base.optimizer} with learning rate {base.lr:g} (cosine schedule) and weight decay "
@@ -459,11 +491,29 @@ def _write(folder: Path, found: FinishedSearch, data: Any, best: Policy, groups:
                     + [f"{r['train_acc']:.4f}", f"{r['fgsm_acc']:.4f}", f"{r['train_seconds']:.1f}"])
                     for r in records])),
         ("h2", "Reproduce"),
-        ("pre", _reproduce(found, seeds, final / "search")),
+        ("pre", _reproduce(found, seeds, final, policies[1:])),
         ("h2", "Environment"),
         ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
     ]
     return blocks
+
+
+def mechanism(policy: Policy) -> str:
+    """In words: fixed, scheduled (kind, per op), feedback-controlled, AugNet or a replayed PBT lineage."""
+    if not policy.ops and not policy.stages:
+        return "no augmentation"
+    kind = policy.schedule.kind
+    own = sorted({c.schedule.kind for c in policy.ops.values() if c.schedule is not None})
+    held = policy.schedule.params.get("holdout")
+    text = {"feedback": "feedback controller on validation loss",
+            "augnet": f"AugNet, learned online on {held} held-out training images"}.get(
+        kind, "fixed" if kind == "constant" else f"{kind} schedule")
+    if own:
+        text += f"; some ops keep their own {'/'.join(own)} schedule"
+    if policy.stages:
+        text += f"; {len(policy.stages) + 1} stages (a PBT lineage, replayed)"
+    per_image = f"; {policy.n_ops} op{'s' if policy.n_ops > 1 else ''} per image" if policy.n_ops else ""
+    return text + per_image
 
 
 def trial_status(trials: Any, epochs: int) -> Any:
@@ -521,8 +571,10 @@ def _corruption_table(groups: dict[str, list[dict[str, Any]]]) -> tuple[list[str
     return ["policy (mean over severities 1–5)", *names], rows
 
 
-def _reproduce(found: FinishedSearch, seeds: int, copy: Path) -> str:
-    """The search command with the settings that differ from its budget, and the report command on ``copy``."""
+def _reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequence[Policy]) -> str:
+    """The search command with the settings that differ from its budget, and the report command on the
+    search files copied into ``report``."""
+    from autoaug.policy import PRESETS
     from autoaug.tune import BUDGETS
 
     s = found.settings
@@ -538,9 +590,13 @@ def _reproduce(found: FinishedSearch, seeds: int, copy: Path) -> str:
 
     if s.get("space") and s["space"] != load_space(space_for_dataset(s["dataset"])).source:
         args.append(f"--space {s['space']}")
-    return (" ".join(args) + f" --report-seeds {seeds}\n"
+    names = [p.name for p in compared]
+    specs = [p.name if PRESETS.get(p.name) == p else f"{p.name}={_shown_path(report / 'policies' / f'{p.name}.json')}"
+             for p in compared]
+    compare = "" if names == list(BASELINES) and specs == names else f" --compare {','.join(specs)}"
+    return (" ".join(args) + f" --report-seeds {seeds}{compare}\n"
             "# the final training and the report alone, from the search's files copied beside this report:\n"
-            f"autoaug report {_shown_path(copy)} --seeds {seeds}")
+            f"autoaug report {_shown_path(report / 'search')} --seeds {seeds}{compare}")
 
 
 def _shown_path(path: Path) -> str:

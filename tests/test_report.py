@@ -11,10 +11,11 @@ from conftest import ray_processes
 
 from autoaug.errors import AutoaugError
 from autoaug.metrics import classification_metrics, confusion_matrix
+from autoaug.policy import PRESETS
 from autoaug.report import (
-    BASELINES,
     SEARCHED,
     by_policy,
+    compared_policies,
     comparison_rows,
     main_table,
     make_report,
@@ -22,8 +23,10 @@ from autoaug.report import (
     to_markdown,
 )
 
-FIGURES = {"learning_curves.png", "policy.png", "schedule.png", "search_progress.png", "confusion.png",
+FIGURES = {"learning_curves.png", "policy.png", "magnitudes.png", "search_progress.png", "confusion.png",
            "robustness.png", "samples.png"}
+COMPARE = ("baseline", "trivialaugment", "feedback")  # `none` is added first
+POLICIES = (SEARCHED, "none", *COMPARE)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def report(search, tmp_path_factory: pytest.TempPathFactory):
     result, _ = search
     lines: list[str] = []
     rep = make_report(result.output_dir, seeds=2, out=tmp_path_factory.mktemp("reports"), robust_size=200,
-                      num_cpus=2, cpus_per_trial=1, echo=lines.append)
+                      num_cpus=2, cpus_per_trial=1, compare=COMPARE, echo=lines.append)
     return rep, lines
 
 
@@ -44,13 +47,16 @@ def test_report_files_and_table(report) -> None:
     assert not [p for p in rep.folder.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
     md = (rep.folder / "report.md").read_text()
     first_table = md[md.index("\n| policy |"):].split("\n\n")[0].strip().splitlines()
-    assert [line.split(" | ")[0].strip("| ") for line in first_table[2:]] == [SEARCHED, *BASELINES]
+    assert [line.split(" | ")[0].strip("| ") for line in first_table[2:]] == list(POLICIES)
     assert all(" | 2 | " in line for line in first_table[2:])  # n = 2 seeds per policy
     assert sum("final" in line for line in lines) == 10 and lines[-1].startswith("report: ")
     runs = json.loads((rep.folder / "runs.json").read_text())["records"]
-    assert [(r["policy"], r["seed"]) for r in runs] == [(p, s) for p in (SEARCHED, *BASELINES) for s in (1, 2)]
+    assert [(r["policy"], r["seed"]) for r in runs] == [(p, s) for p in POLICIES for s in (1, 2)]
     assert "autoaug search fashion_mnist_small --budget tiny --seed 0 --trials 5 --epochs 3" in md
-    assert f"autoaug report {rep.folder / 'search'} --seeds 2" in md
+    assert f"autoaug report {rep.folder / 'search'} --seeds 2 --compare none,baseline,trivialaugment,feedback" in md
+    assert {p.name for p in (rep.folder / "policies").iterdir()} == {f"{n}.json" for n in ("none", *COMPARE)}
+    feedback = [r for r in runs if r["policy"] == "feedback"]
+    assert all(r["control_share"] > 0 and "feedback/level" in r["history"][0] for r in feedback)
 
 
 def test_comparison_is_paired_by_seed(report) -> None:
@@ -77,7 +83,7 @@ def test_html_is_self_contained_with_table_and_images(report) -> None:
     assert page.count("data:image/png;base64,") == len(FIGURES)
     assert not re.search(r"src=['\"](?!data:)", page)  # nothing loaded from elsewhere
     table = page[page.index("<table>"):page.index("</table>")]
-    assert all(f"<td>{name}</td>" in table for name in (SEARCHED, *BASELINES))
+    assert all(f"<td>{name}</td>" in table for name in POLICIES)
 
 
 def test_final_runs_are_nested_mlflow_runs_and_report_is_logged(report, search, mlflow_server: str) -> None:
@@ -90,7 +96,7 @@ def test_final_runs_are_nested_mlflow_runs_and_report_is_logged(report, search, 
     finals = client.search_runs([parent.info.experiment_id], filter_string=(
         f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'final'"))
     assert sorted((r.data.tags["autoaug.policy"], r.data.tags["autoaug.seed"]) for r in finals) == sorted(
-        (p, str(s)) for p in (SEARCHED, *BASELINES) for s in (1, 2))
+        (p, str(s)) for p in POLICIES for s in (1, 2))
     assert all(r.info.status == "FINISHED" and 0 <= r.data.metrics["test_acc"] <= 1 for r in finals)
     where = f"report/{rep.folder.name}"
     logged = {a.path for a in client.list_artifacts(result.mlflow_run_id, where)}
@@ -170,3 +176,15 @@ def test_failed_runs_leave_partial_pairs_and_a_fixed_order() -> None:
     _, body = main_table(comparison_rows(groups))
     assert body[0][:5] == ["none", "3", "0.9033 ± 0.0058", "—", "reference"]
     assert body[1][:4] == ["a", "2", "0.9200 ± 0.0141", "+0.0200 [-0.1071, +0.1471]"]
+
+
+def test_compared_policies_put_none_first_and_name_files(tmp_path: Path) -> None:
+    path = PRESETS["baseline"].save(tmp_path / "b.json")
+    names = [p.name for p in compared_policies(["augnet", f"mine={path}", str(path), "none"])]
+    assert names == ["none", "augnet", "mine", "baseline"]
+    with pytest.raises(AutoaugError, match="'baseline' is given twice"):
+        compared_policies(["baseline", str(path)])
+    with pytest.raises(AutoaugError, match="unknown policy 'zigzag'"):
+        compared_policies(["zigzag"])
+    with pytest.raises(AutoaugError, match="must be letters"):
+        compared_policies([f"a b={path}"])
