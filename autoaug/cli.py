@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "final test metrics.")
     _add_training_args(p)
     p.add_argument("--policy", default="none",
-                   help="none, baseline, randaugment, trivialaugment or FILE.json (default: none)")
+                   help="none, baseline, randaugment, trivialaugment, feedback, augnet or FILE.json (default: none)")
     p.add_argument("--seeds", type=_positive_int, default=1,
                    help="train with seeds SEED..SEED+N-1 and print mean ± std (default: 1)")
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
@@ -120,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     _compare_argument(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("generate", help="train (or reuse) a class-conditional generator; write a sample grid",
+                       description="Train a small class-conditional generator on the training split of DATASET "
+                                   "(or reuse the cached one) and write a grid of samples, one row per class.")
+    p.add_argument("dataset", nargs="?", default=DEFAULT_DATASET, help=f"dataset (default: {DEFAULT_DATASET})")
+    p.add_argument("--model", default="vae", help="vae or dcgan (default: vae)")
+    p.add_argument("--epochs", type=_positive_int, default=20, help="training epochs (default: 20)")
+    p.add_argument("--train-size", type=_positive_int, default=None, help="use only N training images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--per-class", type=_positive_int, default=8, help="samples per class in the grid (default: 8)")
+    p.add_argument("--out", type=Path, default=None, help="grid PNG (default: DATASET-MODEL-samples.png)")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the searches tracked here")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite in ./mlruns)")
@@ -278,6 +291,27 @@ def cmd_report(args: argparse.Namespace) -> int:
                              robust_size=args.robust_size, cpus_per_trial=args.cpus_per_trial,
                              gpus_per_trial=args.gpus_per_trial, address=args.address,
                              echo=lambda line: print(line, flush=True)).rows)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from autoaug.datasets import load_dataset
+    from autoaug.errors import AutoaugError, choice_error
+    from autoaug.synthetic import GENERATORS, cache_path, generator_for, sample_grid
+    from autoaug.train import resolve_device
+
+    if args.model not in GENERATORS:
+        raise choice_error("generator", args.model, GENERATORS)
+    out = args.out or Path(f"{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}-samples.png")
+    if not out.resolve().parent.is_dir():
+        raise AutoaugError(f"folder of --out {str(out)!r} does not exist")
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, train_size=args.train_size, seed=args.seed)
+    print(f"{data.summary()}; {args.model} on the {len(data.train_y)} training images")
+    gen, seconds = generator_for(args.model, data, seed=args.seed, epochs=args.epochs, device=device,
+                                 echo=lambda line: print(line, flush=True))
+    sample_grid(gen, args.per_class, out, seed=args.seed)
+    print(f"generator: {cache_path(gen.spec)} (trained in {seconds:.1f} s); samples: {out}")
     return 0
 
 

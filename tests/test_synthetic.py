@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoaug.datasets import DatasetSplits
+from autoaug.errors import AutoaugError
+from autoaug.synthetic import (
+    Generator,
+    GeneratorSpec,
+    cache_path,
+    generator_for,
+    load_generator,
+    split_digest,
+)
+
+
+def _two_tone(n: int = 512, side: int = 8, channels: int = 1, name: str = "two_tone") -> DatasetSplits:
+    """Class 0: dark images, class 1: bright ones (uint8), so conditioning can be checked by brightness."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 2
+    level = torch.where(y == 1, 200.0, 40.0).view(-1, 1, 1, 1)
+    x = (level + 20 * torch.randn(n, channels, side, side, generator=g)).clamp(0, 255).to(torch.uint8)
+    empty_x, empty_y = x[:0], y[:0]
+    return DatasetSplits(name, ("dark", "bright"), x, y, empty_x, empty_y, empty_x, empty_y)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AUTOAUG_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("kind", ["vae", "dcgan"])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_samples_have_the_dataset_shape_and_range(kind: str, shape: tuple[int, int, int]) -> None:
+    gen = Generator(GeneratorSpec(kind, "d", shape, num_classes=10))
+    images = gen.sample(torch.tensor([0, 3, 9, 9]))
+    assert images.shape == (4, *shape) and images.dtype == torch.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+
+
+def test_bad_specs_are_named() -> None:
+    with pytest.raises(AutoaugError, match="unknown generator 'gan'"):
+        GeneratorSpec("gan", "d", (1, 28, 28), 10)
+    with pytest.raises(AutoaugError, match="divisible by 4, got 30x30"):
+        GeneratorSpec("vae", "d", (1, 30, 30), 10)
+
+
+@pytest.mark.parametrize("kind", ["vae", "dcgan"])
+def test_generators_respect_their_conditioning_labels(kind: str) -> None:
+    gen, seconds = generator_for(kind, _two_tone(), epochs=15, echo=lambda line: None)
+    assert seconds > 0
+    g = torch.Generator().manual_seed(1)
+    dark = gen.sample(torch.zeros(64, dtype=torch.long), g).mean()
+    bright = gen.sample(torch.ones(64, dtype=torch.long), g).mean()
+    assert bright - dark > 0.3, (float(dark), float(bright))  # the data: 40/255 vs 200/255
+
+
+def test_cache_is_reused_and_deterministic(cache: Path) -> None:
+    data = _two_tone()
+    lines: list[str] = []
+    a, _ = generator_for("vae", data, epochs=2, echo=lines.append)
+    trained = len(lines)
+    b, _ = generator_for("vae", data, epochs=2, echo=lines.append)
+    assert trained == 2 and len(lines) == trained  # the second call trained nothing
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    fresh = cache / "other"
+    with pytest.MonkeyPatch.context() as m:  # the same seed, trained again from scratch elsewhere
+        m.setenv("AUTOAUG_CACHE", str(fresh))
+        c, _ = generator_for("vae", data, epochs=2, echo=lines.append)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), c.state_dict().values(), strict=True))
+    labels = torch.tensor([0, 1, 1])
+    same = [g.sample(labels, torch.Generator().manual_seed(3)) for g in (a, b)]
+    assert torch.equal(*same)
+
+
+def test_a_new_split_or_seed_gets_its_own_generator() -> None:
+    data = _two_tone()
+    spec = GeneratorSpec("vae", data.name, data.image_shape, 2, split_digest=split_digest(data))
+    assert cache_path(spec) != cache_path(GeneratorSpec("vae", data.name, data.image_shape, 2, seed=1,
+                                                        split_digest=split_digest(data)))
+    smaller = _two_tone(n=256)
+    assert split_digest(smaller) != split_digest(data)
+
+
+def test_corrupted_cache_is_rebuilt() -> None:
+    data = _two_tone()
+    generator_for("vae", data, epochs=1, echo=lambda line: None)
+    path = cache_path(GeneratorSpec("vae", data.name, data.image_shape, 2, epochs=1, split_digest=split_digest(data)))
+    assert path.exists()
+    path.write_bytes(b"not a checkpoint")
+    lines: list[str] = []
+    gen, _ = generator_for("vae", data, epochs=1, echo=lines.append)
+    assert "unreadable" in lines[0] and "training it again" in lines[0]
+    assert load_generator(path, data)[0].spec == gen.spec
+
+
+def test_generator_for_another_dataset_is_refused() -> None:
+    data = _two_tone()
+    generator_for("vae", data, epochs=1, echo=lambda line: None)
+    path = cache_path(GeneratorSpec("vae", data.name, data.image_shape, 2, epochs=1, split_digest=split_digest(data)))
+    message = r"made for 'two_tone' \(2 classes, 1x8x8\), not for 'rgb' \(2 classes, 3x8x8\)"
+    with pytest.raises(AutoaugError, match=message):
+        load_generator(path, _two_tone(channels=3, name="rgb"))
+
+
+def test_generate_command_trains_once_then_reuses(tmp_path: Path, cache: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    def generate(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "autoaug", "generate", "--train-size", "300", "--epochs", "1",
+                               *extra], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                              env={**os.environ, "AUTOAUG_CACHE": str(cache)})
+
+    first = generate("--model", "dcgan", "--out", "grid.png")
+    assert first.returncode == 0, first.stderr
+    assert "dcgan epoch 1/1" in first.stdout and (tmp_path / "grid.png").stat().st_size > 0
+    again = generate("--model", "dcgan", "--out", "grid.png")
+    assert again.returncode == 0 and "epoch" not in again.stdout
+    bad = generate("--model", "gan")
+    assert bad.returncode == 2 and "unknown generator 'gan'; choose from: vae, dcgan" in bad.stderr
