@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
@@ -14,6 +14,7 @@ from typing import Any
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.ops import OPS, get_op
 from autoaug.schedule import Schedule
+from autoaug.synthetic import GENERATORS
 
 SAMPLING = ("uniform", "fixed")
 
@@ -86,6 +87,27 @@ def _canonical(ops: Mapping[str, OpConfig | Mapping[str, Any]]) -> Mapping[str, 
 
 
 @dataclass(frozen=True)
+class Synthetic:
+    """Mix generated images into training: ``ratio`` of every batch comes from the class-conditional
+    ``generator`` (:mod:`autoaug.synthetic`) with uniformly drawn labels; ``augment``: whether those images
+    also go through the policy's ops."""
+
+    ratio: float = 0.0
+    generator: str = "vae"
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        ok = isinstance(self.ratio, int | float) and not isinstance(self.ratio, bool) and 0.0 <= self.ratio < 1.0
+        if not ok:
+            raise AutoaugError(f"synthetic ratio {self.ratio!r} is outside [0, 1)")
+        object.__setattr__(self, "ratio", float(self.ratio))
+        if self.generator not in GENERATORS:
+            raise choice_error("generator", self.generator, GENERATORS)
+        if not isinstance(self.augment, bool):
+            raise AutoaugError(f"synthetic augment {self.augment!r} must be true or false")
+
+
+@dataclass(frozen=True)
 class Stage:
     """From training progress ``start`` on, ``ops`` replace the policy's ops (a replayed PBT schedule)."""
 
@@ -105,6 +127,7 @@ class Policy:
     order). ``n_ops=k``: each image draws ``k`` distinct ops uniformly from ``ops`` (RandAugment-style),
     then each drawn op applies with its probability.
     ``stages``: ops that replace ``ops`` from a given training progress on (starts increasing, above 0).
+    ``synthetic``: generated images mixed into every training batch (``None``: none).
     """
 
     ops: Mapping[str, OpConfig] = field(default_factory=dict)
@@ -112,6 +135,7 @@ class Policy:
     schedule: Schedule = field(default_factory=Schedule)
     name: str = "custom"
     stages: tuple[Stage, ...] = ()
+    synthetic: Synthetic | None = None
 
     def __post_init__(self) -> None:
         ops = _canonical(self.ops)
@@ -154,22 +178,31 @@ class Policy:
         }
         if self.stages:
             d["stages"] = [{"start": s.start, "ops": {k: c.to_dict() for k, c in s.ops.items()}} for s in self.stages]
+        if self.synthetic is not None:
+            d["synthetic"] = asdict(self.synthetic)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Policy:
         if not isinstance(d, Mapping):
             raise AutoaugError(f"a policy must be a JSON object, got {type(d).__name__}")
-        unknown = sorted(set(d) - {"name", "n_ops", "ops", "schedule", "stages"})
+        keys = ("name", "n_ops", "ops", "schedule", "stages", "synthetic")
+        unknown = sorted(set(d) - set(keys))
         if unknown:
-            raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: name, n_ops, ops, schedule, stages")
+            raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: {', '.join(keys)}")
+        synthetic = d.get("synthetic")
+        if synthetic is not None and (not isinstance(synthetic, Mapping)
+                                      or set(synthetic) - {"ratio", "generator", "augment"}):
+            raise AutoaugError(f"policy 'synthetic' must be an object with ratio, generator, augment; "
+                               f"got {synthetic!r}")
         stages = d.get("stages", [])
         if not isinstance(stages, list) or not all(isinstance(s, Mapping) and set(s) == {"start", "ops"}
                                                    for s in stages):
             raise AutoaugError("policy 'stages' must be a list of objects with 'start' and 'ops'")
         return cls(ops=_ops_from_dict(d.get("ops", {})), n_ops=d.get("n_ops"),
                    schedule=Schedule.from_dict(d.get("schedule", {})), name=str(d.get("name", "custom")),
-                   stages=tuple(Stage(s["start"], _ops_from_dict(s["ops"])) for s in stages))
+                   stages=tuple(Stage(s["start"], _ops_from_dict(s["ops"])) for s in stages),
+                   synthetic=Synthetic(**synthetic) if synthetic is not None else None)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

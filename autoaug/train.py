@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from autoaug.errors import AutoaugError, choice_error
 from autoaug.models import Normalize, build_model, check_model
 from autoaug.policy import Policy, resolve_policy
 from autoaug.seeding import derive_seed, make_generator
+from autoaug.synthetic import Generator, generator_for
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -176,7 +177,8 @@ class Trainer:
     batch is taken out of the training split.
     """
 
-    def __init__(self, config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none") -> None:
+    def __init__(self, config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none",
+                 generators: Mapping[str, Generator] | None = None) -> None:
         self.config, self.data, self.policy = config, data, resolve_policy(policy)
         self.device = device = resolve_device(config.device)
         c, h, w = data.image_shape
@@ -191,16 +193,46 @@ class Trainer:
 
         n = len(self.y)
         self.batch_size = min(config.batch_size, n)
-        self.steps = n // self.batch_size  # drop the last partial batch (BatchNorm needs > 1 sample)
+        self.synthetic, self.fake = self._generator(generators or {}), 0
+        if self.synthetic is not None:  # `fake` of every batch are generated; every epoch still sees each real image
+            self.fake = min(round(self.policy.synthetic.ratio * self.batch_size), self.batch_size - 1)  # type: ignore[union-attr]
+            self.synthetic_rng = make_generator(derive_seed(config.seed, "synthetic"), device)
+        self.steps = n // (self.batch_size - self.fake)  # drop the last partial batch (BatchNorm needs > 1 sample)
         total_steps = self.steps * config.epochs
         self.opt = _optimizer(config, self.model.parameters())
         cosine = lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps))  # noqa: E731
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, cosine) if config.lr_schedule == "cosine" else None
         self.augment_rng = make_generator(derive_seed(config.seed, "augment"), device)
         self.shuffle = make_generator(derive_seed(config.seed, "shuffle"))
-        self.aug_timer, self.control_timer = _AugTimer(device), _AugTimer(device)
+        self.aug_timer, self.control_timer, self.synthetic_timer = (_AugTimer(device) for _ in range(3))
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
+
+    def _generator(self, given: Mapping[str, Generator]) -> Generator | None:
+        """The generator a policy's ``synthetic`` setting asks for: given, else the cached one (trained now if
+        there is none) for this training split and seed."""
+        syn = self.policy.synthetic
+        if syn is None or syn.ratio == 0:
+            return None
+        if syn.generator in given:
+            return given[syn.generator].to(self.device)
+        return generator_for(syn.generator, self.data, seed=self.config.seed, device=self.device,
+                             echo=lambda line: None)[0]
+
+    def _batch(self, idx: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real images ``idx`` plus ``self.fake`` generated ones with uniform labels, augmented as the policy says."""
+        xb, yb = _to_float(self.x[idx]), self.y[idx]
+        if self.synthetic is None:
+            with self.aug_timer:
+                return self._augment(xb, progress), yb
+        with self.synthetic_timer:
+            labels = torch.randint(self.data.num_classes, (self.fake,), generator=self.synthetic_rng,
+                                   device=self.device)
+            fake = self.synthetic.sample(labels, self.synthetic_rng)
+        with self.aug_timer:
+            if self.policy.synthetic.augment:  # type: ignore[union-attr]
+                return self._augment(torch.cat([xb, fake]), progress), torch.cat([yb, labels])
+            return torch.cat([self._augment(xb, progress), fake]), torch.cat([yb, labels])
 
     def _hold_out(self, x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Give ``size`` seeded random training images to the controller; returns the rest."""
@@ -227,6 +259,7 @@ class Trainer:
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch and validate; returns its metrics (see :func:`train`)."""
         cfg, model, epoch, steps, bs = self.config, self.model, self.epoch, self.steps, self.batch_size
+        real = bs - self.fake
         t0 = time.perf_counter()
         logged = self._magnitudes(epoch / cfg.epochs)
         model.train()
@@ -235,10 +268,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for i in range(steps):
-            idx = perm[i * bs : (i + 1) * bs]
-            xb, yb = _to_float(self.x[idx]), self.y[idx]
-            with self.aug_timer:
-                xb = self._augment(xb, (epoch + i / steps) / cfg.epochs)
+            xb, yb = self._batch(perm[i * real : (i + 1) * real], (epoch + i / steps) / cfg.epochs)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
             self.opt.zero_grad(set_to_none=True)
@@ -254,7 +284,7 @@ class Trainer:
         train_loss = loss_sum.item() / steps
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch + 1}")
-        aug_s, control_s = self.aug_timer.total(), self.control_timer.total()
+        aug_s, control_s, synthetic_s = self.aug_timer.total(), self.control_timer.total(), self.synthetic_timer.total()
         epoch_s = time.perf_counter() - t0
         val = evaluate(model, self.data.val_x, self.data.val_y, cfg.eval_batch_size)
         metrics = {
@@ -269,6 +299,8 @@ class Trainer:
             "aug_ms_per_batch": 1000 * aug_s / steps,
             "aug_seconds": aug_s,
             "control_seconds": control_s,
+            "synthetic_seconds": synthetic_s,
+            "synthetic_share": self.fake / bs,
             **logged,
         }
         if self.controller is not None:
@@ -286,6 +318,7 @@ class Trainer:
         return {"epoch": self.epoch, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                 "sched": self.sched.state_dict() if self.sched else None, "shuffle": self.shuffle.get_state(),
                 "augment": self.augment_rng.get_state(), "history": self.history,
+                "synthetic": self.synthetic_rng.get_state() if self.synthetic is not None else None,
                 "torch_rng": torch.get_rng_state(),  # dropout draws from the global generator
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
 
@@ -296,6 +329,8 @@ class Trainer:
             self.sched.load_state_dict(state["sched"])
         self.shuffle.set_state(state["shuffle"])
         self.augment_rng.set_state(state["augment"])
+        if self.synthetic is not None and state.get("synthetic") is not None:
+            self.synthetic_rng.set_state(state["synthetic"])
         torch.set_rng_state(state["torch_rng"].cpu())
         if self.device.type == "cuda" and state["cuda_rng"] is not None:
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)

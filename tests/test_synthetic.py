@@ -124,3 +124,40 @@ def test_generate_command_trains_once_then_reuses(tmp_path: Path, cache: Path) -
     assert again.returncode == 0 and "epoch" not in again.stdout
     bad = generate("--model", "gan")
     assert bad.returncode == 2 and "unknown generator 'gan'; choose from: vae, dcgan" in bad.stderr
+
+
+def test_each_batch_holds_the_exact_synthetic_share() -> None:
+    from autoaug.policy import OpConfig, Policy, Synthetic
+    from autoaug.seeding import make_generator
+    from autoaug.train import TrainConfig, Trainer
+
+    data = _two_tone(n=512)
+    gen = Generator(GeneratorSpec("vae", data.name, data.image_shape, 2))  # untrained: only the mixing is tested
+    policy = Policy(ops={"invert": OpConfig(0.0, 1.0)}, synthetic=Synthetic(0.25, "vae", augment=False))
+    trainer = Trainer(TrainConfig(model="smallcnn", epochs=1, batch_size=64), data, policy, generators={"vae": gen})
+    assert trainer.fake == 16 and trainer.steps == 512 // 48  # every epoch still sees every real image once
+    state = trainer.synthetic_rng.get_state()
+    xb, yb = trainer._batch(torch.arange(48), 0.0)
+    assert xb.shape == (64, 1, 8, 8) and torch.equal(yb[:48], data.train_y[:48])
+    assert torch.allclose(xb[:48], 1 - data.train_x[:48].float() / 255)  # the real images went through the policy
+    rng = make_generator(0)
+    rng.set_state(state)
+    labels = torch.randint(2, (16,), generator=rng)
+    assert torch.equal(yb[48:], labels)
+    assert torch.equal(xb[48:], gen.sample(labels, rng))  # the generated ones did not (augment: false)
+    first, second = (Trainer(TrainConfig(model="smallcnn", epochs=1, batch_size=64), data, policy,
+                             generators={"vae": gen}).run_epoch() for _ in range(2))
+    assert first["synthetic_share"] == 0.25 and first["synthetic_seconds"] > 0
+    assert first["train_loss"] == second["train_loss"]  # a fixed seed replays the same batches
+
+
+def test_synthetic_ratio_is_checked() -> None:
+    from autoaug.policy import Policy, Synthetic
+
+    with pytest.raises(AutoaugError, match=r"synthetic ratio 1.0 is outside \[0, 1\)"):
+        Synthetic(1.0)
+    with pytest.raises(AutoaugError, match=r"synthetic ratio -0.1 is outside"):
+        Policy.from_dict({"synthetic": {"ratio": -0.1}})
+    with pytest.raises(AutoaugError, match="unknown generator 'gan'"):
+        Policy.from_dict({"synthetic": {"ratio": 0.1, "generator": "gan"}})
+    assert Policy.from_dict({"synthetic": {"ratio": 0.2, "generator": "dcgan"}}).synthetic == Synthetic(0.2, "dcgan")

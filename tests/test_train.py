@@ -9,7 +9,8 @@ from autoaug.models import build_model
 from autoaug.train import TrainConfig, TrainingDiverged, channel_stats, evaluate, train
 
 KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "magnitude", "epoch_seconds", "aug_seconds",
-        "images_per_second", "aug_ms_per_batch", "control_seconds"}
+        "images_per_second", "aug_ms_per_batch", "control_seconds", "synthetic_seconds",
+        "synthetic_share"}
 
 
 @pytest.fixture(scope="module")
