@@ -14,9 +14,10 @@ from typing import Any
 
 from autoaug.errors import AutoaugError
 from autoaug.ops import OPS
-from autoaug.policy import SAMPLING, OpConfig, Policy
+from autoaug.policy import SAMPLING, OpConfig, Policy, Synthetic
 from autoaug.schedule import ADAPTIVE, Schedule
 from autoaug.schedule import PARAMS as SCHEDULE_PARAMS
+from autoaug.synthetic import GENERATORS
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 Range = tuple[float, float]
@@ -41,6 +42,8 @@ class SearchSpace:
     schedule_kinds: tuple[str, ...] = ("constant",)
     schedule_ranges: Mapping[str, Range] | None = None
     per_op_schedule: bool = False  # each op with a magnitude gets its own parameters of the chosen kind
+    synthetic_ratio: Range | None = None  # share of generated images per batch; None: not searched
+    generators: tuple[str, ...] = ("vae",)
     train: Mapping[str, Range] = field(default_factory=dict)  # TRAIN_PARAMS name -> log-uniform range
 
     def suggest(self, trial: Any) -> dict[str, Any]:
@@ -60,6 +63,10 @@ class SearchSpace:
                                                    int(high) if spec.integer else high)
         for key, r in self.train.items():
             params[f"train.{key}"] = trial.suggest_float(f"train.{key}", *r, log=r[0] > 0)
+        if self.synthetic_ratio is not None:
+            params["synthetic.ratio"] = trial.suggest_float("synthetic.ratio", *self.synthetic_ratio)
+            if len(self.generators) > 1:
+                params["synthetic.generator"] = trial.suggest_categorical("synthetic.generator", list(self.generators))
         return params
 
     def _schedule_prefixes(self, kind: str) -> list[str]:
@@ -86,7 +93,10 @@ class SearchSpace:
             if p > 0:
                 ops[op] = OpConfig(float(params.get(f"{op}.m", 0.0)), p, r.sampling, schedule(f"{op}.schedule."))
         per_op = self.per_op_schedule and kind not in ADAPTIVE
-        return Policy(ops=ops, schedule=Schedule() if per_op else schedule("schedule."), name=name)
+        ratio = float(params.get("synthetic.ratio", 0.0))
+        synthetic = Synthetic(ratio, params.get("synthetic.generator", self.generators[0])) if ratio > 0 else None
+        return Policy(ops=ops, schedule=Schedule() if per_op else schedule("schedule."), name=name,
+                      synthetic=synthetic)
 
     def point(self, policy: Policy, train: Mapping[str, float] | None = None) -> dict[str, Any] | None:
         """The flat parameters of ``policy`` (and of the ``train`` hyper-parameter values, where this space
@@ -114,6 +124,15 @@ class SearchSpace:
             params["schedule"] = kind
         for key in SCHEDULE_PARAMS[kind]:
             params[f"schedule.{key}"] = policy.schedule.params[key]
+        if self.synthetic_ratio is not None:
+            ratio = policy.synthetic.ratio if policy.synthetic else 0.0
+            if not self.synthetic_ratio[0] <= ratio <= self.synthetic_ratio[1]:
+                return None
+            params["synthetic.ratio"] = ratio
+            if len(self.generators) > 1:
+                params["synthetic.generator"] = policy.synthetic.generator if policy.synthetic else self.generators[0]
+        elif policy.synthetic is not None:
+            return None
         for key, (low, high) in self.train.items():
             value = (train or {}).get(key)
             if value is None or not low <= value <= high:
@@ -175,9 +194,9 @@ def _resolve(space: str, directory: Path = SPACES_DIR) -> Path:
 
 
 def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
-    unknown = sorted(set(doc) - {"ops", "schedule", "train"})
+    unknown = sorted(set(doc) - {"ops", "schedule", "train", "synthetic"})
     if unknown:
-        raise AutoaugError(f"{source}: unknown key {unknown[0]!r}; allowed: ops, schedule, train")
+        raise AutoaugError(f"{source}: unknown key {unknown[0]!r}; allowed: ops, schedule, train, synthetic")
     ops_doc = doc.get("ops") or {}
     if not isinstance(ops_doc, Mapping) or not ops_doc:
         raise AutoaugError(f"{source}: 'ops' must map at least one op name to its ranges")
@@ -213,8 +232,23 @@ def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
         raise AutoaugError(f"{source}: schedule.{extra[0]}: not a parameter of {kinds}; allowed: {sorted(specs)}")
     ranges = {p: _range(f"{source}: schedule.{p}", sched.get(p, [spec.low, spec.high]), spec.low, spec.high)
               for p, spec in specs.items()}
+    ratio, generators = _synthetic(doc.get("synthetic"), source)
     return SearchSpace(source=source, ops=ops, schedule_kinds=tuple(kinds), schedule_ranges=ranges,
-                       per_op_schedule=per_op, train=_train_ranges(doc.get("train") or {}, source))
+                       per_op_schedule=per_op, train=_train_ranges(doc.get("train") or {}, source),
+                       synthetic_ratio=ratio, generators=generators)
+
+
+def _synthetic(doc: Any, source: str) -> tuple[Range | None, tuple[str, ...]]:
+    """``synthetic: {ratio: [0, 0.5], generators: [vae, dcgan]}``: the ratio range (below 1) and generators."""
+    if doc is None:
+        return None, ("vae",)
+    if not isinstance(doc, Mapping) or set(doc) - {"ratio", "generators"}:
+        raise AutoaugError(f"{source}: synthetic: {doc!r} must be a mapping with ratio and generators")
+    ratio = _range(f"{source}: synthetic.ratio", doc.get("ratio", [0.0, 0.5]), 0.0, 0.95)
+    generators = doc.get("generators", ["vae"])
+    if not isinstance(generators, list) or not generators or any(g not in GENERATORS for g in generators):
+        raise AutoaugError(f"{source}: synthetic.generators: {generators!r} must list some of {', '.join(GENERATORS)}")
+    return ratio, tuple(generators)
 
 
 def _train_ranges(doc: Any, source: str) -> dict[str, Range]:

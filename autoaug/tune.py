@@ -217,6 +217,14 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     t_start = time.perf_counter() - json.loads((out / "search.json").read_text()).get("wall_seconds", 0.0)
     data = load_dataset(dataset, train_size=train_size, seed=seed)
     echo(f"{data.summary()}; space {search_space.source}; {trials} trials x up to {epochs} epochs")
+    if search_space.synthetic_ratio is not None:  # train the generators once here; every trial loads them
+        from autoaug.synthetic import generator_for
+        from autoaug.train import resolve_device
+
+        for kind in search_space.generators:
+            _, seconds = generator_for(kind, data, seed=seed, device=resolve_device("auto"), echo=echo)
+            settings[f"generator_seconds.{kind}"] = seconds
+            echo(f"generator {kind} ready (trained in {seconds:.0f} s, cached)")
     echo(f"MLflow: run {tracker.parent_id} in {tracking_uri}")
 
     import ray

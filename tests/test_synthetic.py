@@ -161,3 +161,26 @@ def test_synthetic_ratio_is_checked() -> None:
     with pytest.raises(AutoaugError, match="unknown generator 'gan'"):
         Policy.from_dict({"synthetic": {"ratio": 0.1, "generator": "gan"}})
     assert Policy.from_dict({"synthetic": {"ratio": 0.2, "generator": "dcgan"}}).synthetic == Synthetic(0.2, "dcgan")
+
+
+def test_search_space_samples_the_synthetic_ratio_and_generator(tmp_path: Path) -> None:
+    import optuna
+
+    from autoaug.policy import PRESETS
+    from autoaug.search_space import load_space
+
+    path = tmp_path / "s.yaml"
+    path.write_text("ops: {rotate: {}}\nsynthetic: {ratio: [0.0, 0.5], generators: [vae, dcgan]}\n")
+    space = load_space(str(path))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    kinds = set()
+    for _ in range(20):
+        policy = space.to_policy(space.suggest(study.ask()))
+        assert policy.synthetic is not None and 0 < policy.synthetic.ratio <= 0.5
+        kinds.add(policy.synthetic.generator)
+    assert kinds == {"vae", "dcgan"}
+    point = space.point(PRESETS["none"])
+    assert point is not None and point["synthetic.ratio"] == 0.0 and space.to_policy(point).synthetic is None
+    path.write_text("ops: {rotate: {}}\nsynthetic: {ratio: [0.0, 1.0]}\n")
+    with pytest.raises(AutoaugError, match=r"synthetic.ratio: \[0.0, 1.0\] is not a range .* within \[0, 0.95\]"):
+        load_space(str(path))
