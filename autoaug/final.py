@@ -64,6 +64,7 @@ def final_run(policy: Policy, seed: int, data: DatasetSplits, settings: FinalSet
         "train_seconds": train_seconds,
         "aug_share": sum(m["aug_seconds"] for m in result.history) / train_seconds,
         "control_share": sum(m["control_seconds"] for m in result.history) / train_seconds,
+        "synthetic_time_share": sum(m["synthetic_seconds"] for m in result.history) / train_seconds,
         "wall_seconds": wall,
         "device": str(device),
         "threads": torch.get_num_threads(),

@@ -88,6 +88,18 @@ def magnitudes(records: Mapping[str, Sequence[dict[str, Any]]], path: Path) -> P
     return _save(fig, path)
 
 
+def ratio_curve(ratios: Sequence[float], rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Test accuracy (mean ± std over seeds) against the synthetic ratio."""
+    fig, ax = _figure(5.5, 3.4)
+    ax = ax[0, 0]
+    mean = [r["acc_mean"] for r in rows]
+    std = [0.0 if r["acc_std"] != r["acc_std"] else r["acc_std"] for r in rows]
+    ax.errorbar(ratios, mean, yerr=std, marker="o", capsize=3)
+    ax.set(xlabel="synthetic share of every batch", ylabel="test accuracy", title="Synthetic-ratio ablation")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def search_progress(trials: Any, status: Any, path: Path) -> Path:
     """Each trial's last validation accuracy against the time it ended, by ``status`` (completed / pruned /
     failed, one per row of ``trials``), and the best completed score so far."""

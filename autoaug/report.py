@@ -112,6 +112,7 @@ METRICS = {  # column -> how to read it from a run record
     "train_seconds": lambda r: r["train_seconds"],
     "aug_share": lambda r: r["aug_share"],
     "control_share": lambda r: r.get("control_share", 0.0),  # time in an adaptive controller
+    "synthetic_time_share": lambda r: r.get("synthetic_time_share", 0.0),  # time generating images
     "peak_memory_mb": lambda r: r["peak_memory_mb"],
     "cpu_util": lambda r: r["cpu_util"],
 }
@@ -125,24 +126,25 @@ def by_policy(records: Sequence[dict[str, Any]], order: Sequence[str]) -> dict[s
     return {name: runs for name, runs in groups.items() if runs}
 
 
-def comparison_rows(groups: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per policy: mean and std of every metric over seeds, and the paired differences to ``none``."""
+def comparison_rows(groups: dict[str, list[dict[str, Any]]], reference_name: str = "none") -> list[dict[str, Any]]:
+    """One row per policy: mean and std of every metric over seeds, and the paired differences to the
+    reference policy (``none``)."""
     rows = []
-    reference = {r["seed"]: r for r in groups.get("none", [])}
+    reference = {r["seed"]: r for r in groups.get(reference_name, [])}
     for name, runs in groups.items():
         row: dict[str, Any] = {"policy": name, "n": len(runs), "seeds": " ".join(str(r["seed"]) for r in runs)}
         for key, read in METRICS.items():
             row[f"{key}_mean"], row[f"{key}_std"] = mean_std([read(r) for r in runs])
         paired = [r for r in runs if r["seed"] in reference]
         for key in COMPARED:
-            if name == "none" or not paired:
+            if name == reference_name or not paired:
                 continue
             c = compare_paired([METRICS[key](r) for r in paired], [METRICS[key](reference[r["seed"]]) for r in paired])
             row |= {f"{key}_diff": c.mean, f"{key}_ci_low": c.low, f"{key}_ci_high": c.high,
                     f"{key}_n_pairs": c.n, f"{key}_verdict": c.verdict}
         rows.append(row)
-    plain = next((r["train_seconds_mean"] for r in rows if r["policy"] == "none"), float("nan"))
-    for row in rows:  # training time relative to no augmentation
+    plain = next((r["train_seconds_mean"] for r in rows if r["policy"] == reference_name), float("nan"))
+    for row in rows:  # training time relative to the reference
         row["time_vs_none"] = row["train_seconds_mean"] / plain
     return rows
 

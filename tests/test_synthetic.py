@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,24 @@ def test_search_space_samples_the_synthetic_ratio_and_generator(tmp_path: Path) 
     path.write_text("ops: {rotate: {}}\nsynthetic: {ratio: [0.0, 1.0]}\n")
     with pytest.raises(AutoaugError, match=r"synthetic.ratio: \[0.0, 1.0\] is not a range .* within \[0, 0.95\]"):
         load_space(str(path))
+
+
+def test_ablation_runs_every_ratio_and_seed_and_compares_with_ratio_zero(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from autoaug.ablation import ablate_synthetic
+
+    lines: list[str] = []
+    folder = ablate_synthetic("fashion_mnist_small", ratios=[0.25], seeds=2, model="smallcnn", epochs=1,
+                              train_size=300, generator_epochs=1, robust_size=50, out=tmp_path / "reports",
+                              num_cpus=2, cpus_per_trial=1, echo=lines.append)
+    written = {p.name for p in folder.iterdir()}
+    assert {"ablation.md", "ablation.csv", "runs.json", "ratio.png", "samples.png"} <= written
+    table = pd.read_csv(folder / "ablation.csv")
+    assert list(table["policy"]) == ["ratio=0", "ratio=0.25"] and list(table["n"]) == [2, 2]
+    assert pd.isna(table.loc[0, "acc_diff"]) and table.loc[1, "acc_verdict"] in (
+        "better", "worse", "no significant difference")
+    records = json.loads((folder / "runs.json").read_text())["records"]
+    shares = {(r["policy"], r["seed"]): r["history"][0]["synthetic_share"] for r in records}
+    assert shares == {("ratio=0", 1): 0.0, ("ratio=0", 2): 0.0, ("ratio=0.25", 1): 0.25, ("ratio=0.25", 2): 0.25}
+    assert sum("generator" in line and "ready" in line for line in lines) == 1
