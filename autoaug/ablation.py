@@ -44,16 +44,22 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
     from autoaug.datasets import load_dataset
     from autoaug.final import FinalSettings, run_finals
     from autoaug.report import by_policy, comparison_rows
-    from autoaug.synthetic import generator_for
-    from autoaug.train import TrainConfig, resolve_device
+    from autoaug.synthetic import fidelity, generator_for, real_frechet
+    from autoaug.train import TrainConfig, evaluate, resolve_device, train
 
     base = TrainConfig(model=model, epochs=epochs, batch_size=batch_size)
     data = load_dataset(dataset, train_size=train_size, seed=0)
     seed_list = list(range(1, seeds + 1))
-    generator_seconds = {}
+    generator_seconds, quality = {}, {}
+    device = resolve_device("auto")
+    echo("reference classifier for the fidelity signals (smallcnn, 5 epochs, real training images)")
+    classifier = train(TrainConfig(model="smallcnn", epochs=5, device=str(device)), data, "none").model
     for seed in seed_list:  # once per seed, here, so that the parallel runs only load them
-        _, generator_seconds[seed] = generator_for(generator, data, seed=seed, epochs=generator_epochs,
-                                                   device=resolve_device("auto"), echo=echo)
+        gen, generator_seconds[seed] = generator_for(generator, data, seed=seed, epochs=generator_epochs,
+                                                     device=device, echo=echo)
+        quality[seed] = fidelity(gen, classifier, data.val_x, seed=seed)
+    quality["real"] = {"synthetic_acc": evaluate(classifier, data.val_x, data.val_y)["acc"],
+                       "frechet": real_frechet(classifier, data.train_x[: len(data.val_x)], data.val_x)}
     echo(f"{data.summary()}; {generator} generators ready ({sum(generator_seconds.values()):.0f} s of training); "
          f"{len(policies)} ratios x {seeds} seeds ({model}, {epochs} epochs)")
     import ray
@@ -84,8 +90,8 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     staging.chmod(0o755)
     try:
-        _write(staging, data, policies, rows, records, (generator, generator_epochs, generator_seconds), base,
-               time.perf_counter() - t0, policy)
+        _write(staging, data, policies, rows, records, (generator, generator_epochs, generator_seconds, quality),
+               base, time.perf_counter() - t0, policy)
         os.replace(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -95,7 +101,7 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
 
 
 def _write(folder: Path, data: Any, policies: list[Policy], rows: list[dict[str, Any]],
-           records: list[dict[str, Any]], generators: tuple[str, int, dict[int, float]], base: Any,
+           records: list[dict[str, Any]], generators: tuple[str, int, dict[int, float], dict[Any, Any]], base: Any,
            seconds: float, policy: str) -> None:
     """Table, CSV, records, plots and the Markdown page into ``folder``."""
     import pandas as pd
@@ -104,9 +110,10 @@ def _write(folder: Path, data: Any, policies: list[Policy], rows: list[dict[str,
     from autoaug.report import _diff, _pm, environment, to_markdown
     from autoaug.synthetic import generator_for, sample_grid
 
-    generator, generator_epochs, generator_seconds = generators
+    generator, generator_epochs, generator_seconds, quality = generators
     pd.DataFrame(rows).to_csv(folder / "ablation.csv", index=False)
-    (folder / "runs.json").write_text(json.dumps({"records": records}, indent=1, default=str))
+    (folder / "runs.json").write_text(json.dumps({"records": records, "generator_seconds": generator_seconds,
+                                                  "fidelity": quality}, indent=1, default=str))
     ratios = [p.synthetic.ratio if p.synthetic else 0.0 for p in policies]
     plots.ratio_curve(ratios, rows, folder / "ratio.png")
     gen, _ = generator_for(generator, data, seed=1, epochs=generator_epochs, echo=lambda line: None)
@@ -127,10 +134,18 @@ def _write(folder: Path, data: Any, policies: list[Policy], rows: list[dict[str,
         ("table", table),
         ("img", (folder / "ratio.png", "Test accuracy against the synthetic ratio, mean ± std over seeds")),
         ("img", (folder / "samples.png", "Generator samples, one row per class (seed 1)")),
-        ("h2", "Cost"),
-        ("p", f"Generator training: {', '.join(f'seed {s}: {t:.0f} s' for s, t in generator_seconds.items())}. "
-              f"Final training: {seconds:.0f} s wall time for {len(records)} runs. `generating share` is the "
-              "share of a run's training time spent generating images."),
+        ("h2", "Generators: quality and cost"),
+        ("p", "Fidelity as a classifier trained on the real training images (smallcnn, 5 epochs) sees it: its "
+              "accuracy on 2,000 generated images (classes in turn), and the Fréchet distance between its "
+              "penultimate features of the validation images and of the generated ones. The `real` row gives "
+              "the classifier's own validation accuracy and the distance between real training and validation "
+              "images: the floor."),
+        ("table", (["generator", "training s", "classifier acc on its images", "Fréchet distance"],
+                   [[f"seed {s}", f"{generator_seconds[s]:.0f}", f"{quality[s]['synthetic_acc']:.4f}",
+                     f"{quality[s]['frechet']:.2f}"] for s in generator_seconds]
+                   + [["real", "—", f"{quality['real']['synthetic_acc']:.4f}", f"{quality['real']['frechet']:.2f}"]])),
+        ("p", f"Final training: {seconds:.0f} s wall time for {len(records)} runs, generators excluded. "
+              "`generating share` is the share of a run's training time spent generating images."),
         ("h2", "Environment"),
         ("table", (["what", "value"], [[k, v] for k, v in environment().items()])),
     ]

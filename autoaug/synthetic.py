@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -249,3 +249,57 @@ def sample_grid(gen: Generator, per_class: int, path: Path, seed: int = 0) -> Pa
     images = gen.sample(labels, make_generator(seed, device))
     save_image(images, path, nrow=per_class, padding=1)
     return path
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to features ``a [N, D]`` and ``b [M, D]`` (as FID, in float64):
+    ``|mu_a - mu_b|^2 + tr(C_a) + tr(C_b) - 2 tr((C_a^1/2 C_b C_a^1/2)^1/2)``."""
+    a, b = a.double(), b.double()
+    diff = a.mean(0) - b.mean(0)
+    ca, cb = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(ca)
+    root = v @ torch.diag(w.clamp(min=0).sqrt()) @ v.T
+    cross = torch.linalg.eigvalsh(root @ cb @ root).clamp(min=0).sqrt().sum()
+    return float(diff @ diff + ca.trace() + cb.trace() - 2 * cross)
+
+
+@torch.no_grad()
+def penultimate(classifier: nn.Module, batches: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs of ``classifier``'s last linear layer ``[N, D]`` (float64, CPU) and its logits ``[N, K]`` for
+    float image batches in [0, 1]."""
+    last = [m for m in classifier.modules() if isinstance(m, nn.Linear)][-1]
+    features: list[torch.Tensor] = []
+    hook = last.register_forward_hook(lambda _m, inputs, _out: features.append(inputs[0].detach().double().cpu()))
+    classifier.eval()
+    try:
+        logits = [classifier(x).cpu() for x in batches]
+    finally:
+        hook.remove()
+    return torch.cat(features), torch.cat(logits)
+
+
+def _real_batches(x: torch.Tensor, device: torch.device) -> Iterator[torch.Tensor]:
+    for i in range(0, len(x), 256):
+        yield x[i : i + 256].to(device).float().div_(255)
+
+
+def fidelity(gen: Generator, classifier: nn.Module, real_x: torch.Tensor, n: int = 2000,
+             seed: int = 0) -> dict[str, float]:
+    """How real the samples look to a classifier trained on real data: its accuracy on ``n`` generated
+    images (classes in turn), and the Fréchet distance between its penultimate features of ``real_x``
+    (uint8) and of the generated images."""
+    device = next(classifier.parameters()).device
+    rng = make_generator(seed, device)
+    labels = torch.arange(n, device=device) % gen.spec.num_classes
+    fake, logits = penultimate(classifier, (gen.sample(labels[i : i + 256], rng) for i in range(0, n, 256)))
+    real, _ = penultimate(classifier, _real_batches(real_x, device))
+    return {"synthetic_acc": float((logits.argmax(1) == labels.cpu()).float().mean()),
+            "frechet": frechet_distance(real, fake)}
+
+
+def real_frechet(classifier: nn.Module, a: torch.Tensor, b: torch.Tensor) -> float:
+    """The Fréchet distance between two sets of real uint8 images, in ``classifier``'s features: the floor
+    that a generator's distance is read against."""
+    device = next(classifier.parameters()).device
+    return frechet_distance(penultimate(classifier, _real_batches(a, device))[0],
+                            penultimate(classifier, _real_batches(b, device))[0])

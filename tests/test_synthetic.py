@@ -202,7 +202,34 @@ def test_ablation_runs_every_ratio_and_seed_and_compares_with_ratio_zero(tmp_pat
     assert list(table["policy"]) == ["ratio=0", "ratio=0.25"] and list(table["n"]) == [2, 2]
     assert pd.isna(table.loc[0, "acc_diff"]) and table.loc[1, "acc_verdict"] in (
         "better", "worse", "no significant difference")
-    records = json.loads((folder / "runs.json").read_text())["records"]
+    saved = json.loads((folder / "runs.json").read_text())
+    records = saved["records"]
+    assert set(saved["fidelity"]) == {"1", "2", "real"} and set(saved["generator_seconds"]) == {"1", "2"}
+    assert all(0 <= v["synthetic_acc"] <= 1 and v["frechet"] >= 0 for v in saved["fidelity"].values())
     shares = {(r["policy"], r["seed"]): r["history"][0]["synthetic_share"] for r in records}
     assert shares == {("ratio=0", 1): 0.0, ("ratio=0", 2): 0.0, ("ratio=0.25", 1): 0.25, ("ratio=0.25", 2): 0.25}
     assert sum("generator" in line and "ready" in line for line in lines) == 1
+
+
+def test_frechet_distance_of_gaussians() -> None:
+    from autoaug.synthetic import frechet_distance
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(20000, 3, generator=g, dtype=torch.float64) + torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, b) == pytest.approx(1.0, abs=0.05)  # unit covariances: only the mean moved by 1
+    c = 2 * torch.randn(20000, 3, generator=g, dtype=torch.float64)
+    assert frechet_distance(a, c) == pytest.approx(3 * (1 + 4 - 2 * 2), abs=0.1)  # per dim: 1 + 4 - 2*sqrt(4)
+
+
+def test_fidelity_tells_a_trained_generator_from_an_untrained_one() -> None:
+    from autoaug.synthetic import fidelity
+    from autoaug.train import TrainConfig, train
+
+    data = _two_tone()
+    classifier = train(TrainConfig(model="smallcnn", epochs=2, batch_size=64), data, "none").model
+    trained, _ = generator_for("vae", data, epochs=15, echo=lambda line: None)
+    untrained = Generator(trained.spec)
+    good, bad = (fidelity(g, classifier, data.train_x, n=512) for g in (trained, untrained))
+    assert good["synthetic_acc"] > 0.9 and good["frechet"] < bad["frechet"]
