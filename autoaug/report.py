@@ -465,7 +465,8 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
                      f"{100 * r['aug_share_mean']:.1f}%", f"{r['peak_memory_mb_mean']:.0f}",
                      "n/a (GPU)" if r["cpu_util_mean"] != r["cpu_util_mean"] else f"{100 * r['cpu_util_mean']:.0f}%"]
                     for r in rows])),
-        ("p", f"Search: {_duration(s.get('wall_seconds'))} wall time for {s['trials']} trials ({completed} "
+        ("p", f"{_generator_sentence(s)}Search: {_duration(s.get('wall_seconds'))} wall time for {s['trials']} "
+              f"trials ({completed} "
               f"completed, {stopped} stopped early by {s.get('scheduler', 'asha').upper()}, {failed} failed), budget "
               f"`{s['budget']}`, seed {s['seed']}. Final training: {_duration(final_seconds)} wall time for "
               f"{len(records)} runs, {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each, as many at a time as "
@@ -498,6 +499,15 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
         ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
     ]
     return blocks
+
+
+def _generator_sentence(settings: dict[str, Any]) -> str:
+    """The generators a search trained for its synthetic ratio, with their training time (or nothing)."""
+    spent = {k.split(".", 1)[1]: v for k, v in settings.items() if k.startswith("generator_seconds.")}
+    if not spent:
+        return ""
+    return ("Generators trained for the search's synthetic images (once, reused by every trial): "
+            + ", ".join(f"{kind} {_duration(seconds)}" for kind, seconds in spent.items()) + ". ")
 
 
 def mechanism(policy: Policy) -> str:

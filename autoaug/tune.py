@@ -224,6 +224,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         for kind in search_space.generators:
             _, seconds = generator_for(kind, data, seed=seed, device=resolve_device("auto"), echo=echo)
             settings[f"generator_seconds.{kind}"] = seconds
+            tracker.log_metrics(tracker.parent_id, {f"generator_seconds.{kind}": seconds}, step=0)
             echo(f"generator {kind} ready (trained in {seconds:.0f} s, cached)")
     echo(f"MLflow: run {tracker.parent_id} in {tracking_uri}")
 
