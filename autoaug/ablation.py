@@ -22,11 +22,11 @@ from autoaug.errors import AutoaugError
 from autoaug.policy import Policy, Synthetic, resolve_policy
 
 
-def ratio_policies(policy: Policy, ratios: Sequence[float], generator: str) -> list[Policy]:
+def ratio_policies(policy: Policy, ratios: Sequence[float], generator: str, epochs: int = 20) -> list[Policy]:
     """``policy`` at each ratio (sorted, 0 first and always included), named ``ratio=R``."""
     values = sorted({0.0, *(float(r) for r in ratios)})
-    return [replace(policy, name=f"ratio={r:g}", synthetic=Synthetic(r, generator) if r > 0 else None)
-            for r in values]
+    return [replace(policy, name=f"ratio={r:g}",
+                    synthetic=Synthetic(r, generator, epochs=epochs) if r > 0 else None) for r in values]
 
 
 def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.5), generator: str = "vae",
@@ -39,7 +39,7 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
     """Run the ablation and write its folder; returns the folder."""
     if not isinstance(seeds, int) or seeds < 1:
         raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
-    policies = ratio_policies(resolve_policy(policy), ratios, generator)
+    policies = ratio_policies(resolve_policy(policy), ratios, generator, generator_epochs)
     from autoaug.cluster import start_ray, trial_resources
     from autoaug.datasets import load_dataset
     from autoaug.final import FinalSettings, run_finals

@@ -89,12 +89,13 @@ def _canonical(ops: Mapping[str, OpConfig | Mapping[str, Any]]) -> Mapping[str, 
 @dataclass(frozen=True)
 class Synthetic:
     """Mix generated images into training: ``ratio`` of every batch comes from the class-conditional
-    ``generator`` (:mod:`autoaug.synthetic`) with uniformly drawn labels; ``augment``: whether those images
-    also go through the policy's ops."""
+    ``generator`` (:mod:`autoaug.synthetic`, trained for ``epochs``) with uniformly drawn labels; ``augment``:
+    whether those images also go through the policy's ops."""
 
     ratio: float = 0.0
     generator: str = "vae"
     augment: bool = True
+    epochs: int = 20
 
     def __post_init__(self) -> None:
         ok = isinstance(self.ratio, int | float) and not isinstance(self.ratio, bool) and 0.0 <= self.ratio < 1.0
@@ -105,6 +106,8 @@ class Synthetic:
             raise choice_error("generator", self.generator, GENERATORS)
         if not isinstance(self.augment, bool):
             raise AutoaugError(f"synthetic augment {self.augment!r} must be true or false")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise AutoaugError(f"synthetic epochs {self.epochs!r} must be a positive integer")
 
 
 @dataclass(frozen=True)
@@ -192,8 +195,8 @@ class Policy:
             raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: {', '.join(keys)}")
         synthetic = d.get("synthetic")
         if synthetic is not None and (not isinstance(synthetic, Mapping)
-                                      or set(synthetic) - {"ratio", "generator", "augment"}):
-            raise AutoaugError(f"policy 'synthetic' must be an object with ratio, generator, augment; "
+                                      or set(synthetic) - {"ratio", "generator", "augment", "epochs"}):
+            raise AutoaugError(f"policy 'synthetic' must be an object with ratio, generator, augment, epochs; "
                                f"got {synthetic!r}")
         stages = d.get("stages", [])
         if not isinstance(stages, list) or not all(isinstance(s, Mapping) and set(s) == {"start", "ops"}

@@ -216,7 +216,7 @@ class Trainer:
             return None
         if syn.generator in given:
             return given[syn.generator].to(self.device)
-        return generator_for(syn.generator, self.data, seed=self.config.seed, device=self.device,
+        return generator_for(syn.generator, self.data, seed=self.config.seed, epochs=syn.epochs, device=self.device,
                              echo=lambda line: None)[0]
 
     def _batch(self, idx: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
