@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import resource
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -84,10 +84,11 @@ def _remote_final(packed: dict[str, Any], policy: Policy, seed: int, settings: F
 
 def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSplits, settings: FinalSettings, *,
                resources: Mapping[str, float], gpu_memory_fraction: float | None,
-               on_record: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
-    """Every (policy, seed) as a Ray task with ``resources``, in a fresh worker each (so the peak memory is
-    the run's own); ``on_record`` gets each record as it arrives. A run that raises gives a record with an
-    ``error`` instead of metrics; the others go on. Needs a started Ray."""
+               on_record: Callable[[dict[str, Any]], None],
+               skip: Collection[tuple[str, int]] = ()) -> list[dict[str, Any]]:
+    """Every (policy, seed) but those named in ``skip`` as a Ray task with ``resources``, in a fresh worker
+    each (so the peak memory is the run's own); ``on_record`` gets each record as it arrives. A run that
+    raises gives a record with an ``error`` instead of metrics; the others go on. Needs a started Ray."""
     import ray
 
     from autoaug.cluster import pack
@@ -95,7 +96,8 @@ def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSp
     ref = ray.put(pack(data, test=True))
     # no retries: a run that crashed is reported as failed, not silently trained again
     task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_calls=1, max_retries=0)(_remote_final)
-    pending = {task.remote(ref, p, s, settings, gpu_memory_fraction): (p.name, s) for p in policies for s in seeds}
+    pending = {task.remote(ref, p, s, settings, gpu_memory_fraction): (p.name, s)
+               for p in policies for s in seeds if (p.name, s) not in skip}
     records = []
     try:
         while pending:

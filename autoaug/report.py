@@ -323,6 +323,13 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
             break
         folder = out_root / f"{s['dataset']}-{stamp}-{i}"
     tracker = _tracker(found, echo)
+    # finished runs are journaled as they arrive: the same report command after a crash or Ctrl-C reruns
+    # only the missing ones
+    journal = out_root / f".runs-{_journal_key(found, policies, seed_list, settings)}.jsonl"
+    earlier = _read_journal(journal)
+    if earlier:
+        echo(f"resuming: {len(earlier)} of {len(policies) * seeds} runs are done ({journal.name})")
+    before = max((r["elapsed"] for r in earlier), default=0.0)
     import ray
 
     started = start_ray(address, num_cpus)
@@ -332,7 +339,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
         total = len(policies) * seeds
 
         params = {k: v for k, v in base.to_dict().items() if k not in ("seed", "device")} | {"report": folder.name}
-        done = 0
+        done = len(earlier)
 
         def on_record(record: dict[str, Any]) -> None:
             nonlocal done
@@ -341,6 +348,9 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
                     f"test acc {record['test']['acc']:.4f}, {record['train_seconds']:.0f} s")
             echo(f"[{time.perf_counter() - t0:6.0f} s] final {done}/{total}: {record['policy']} seed {record['seed']}: "
                  f"{what}")
+            if "error" not in record:
+                with journal.open("a") as f:
+                    f.write(json.dumps({**record, "elapsed": before + time.perf_counter() - t0}, default=str) + "\n")
             if tracker is not None:
                 try:
                     tracker.log_final(record, params)
@@ -348,11 +358,13 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
                     echo(f"warning: could not log {record['policy']} seed {record['seed']} to MLflow: {e}")
 
         records = run_finals(policies, seed_list, data, settings, resources=resources,
-                             gpu_memory_fraction=mem_fraction, on_record=on_record)
+                             gpu_memory_fraction=mem_fraction, on_record=on_record,
+                             skip={(r["policy"], r["seed"]) for r in earlier})
     finally:
         if started:
             ray.shutdown()
-    final_seconds = time.perf_counter() - t0
+    records = [{k: v for k, v in r.items() if k != "elapsed"} for r in earlier] + records
+    final_seconds = before + time.perf_counter() - t0
     order = [p.name for p in policies]
     records.sort(key=lambda r: (order.index(r["policy"]), r["seed"]))
     groups = by_policy(records, order)
@@ -371,10 +383,30 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    journal.unlink(missing_ok=True)
     if tracker is not None:
         tracker.log_report(folder, f"report/{folder.name}")
     echo(f"report: {folder / 'report.md'} (and report.html)")
     return Report(folder, rows, records)
+
+
+def _journal_key(found: FinishedSearch, policies: Sequence[Policy], seeds: Sequence[int], settings: Any) -> str:
+    """Runs are reused only for the same search, policies, seeds and training and evaluation settings."""
+    import hashlib
+
+    what = [str(found.folder), [p.to_dict() for p in policies], list(seeds), repr(settings)]
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_journal(path: Path) -> list[dict[str, Any]]:
+    """The records a journal holds (a torn last line from a crash is skipped)."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            records.append(json.loads(line))
+    return records
 
 
 def _tracker(found: FinishedSearch, echo: Callable[[str], None]) -> Any:
