@@ -188,3 +188,12 @@ def test_compared_policies_put_none_first_and_name_files(tmp_path: Path) -> None
         compared_policies(["zigzag"])
     with pytest.raises(AutoaugError, match="must be letters"):
         compared_policies([f"a b={path}"])
+
+
+def test_journal_keeps_finished_runs_and_skips_a_torn_line(tmp_path: Path) -> None:
+    from autoaug.report import _read_journal
+
+    path = tmp_path / ".runs-x.jsonl"
+    assert _read_journal(path) == []
+    path.write_text(json.dumps({"policy": "none", "seed": 1, "elapsed": 3.0}) + "\n" + '{"policy": "base')
+    assert _read_journal(path) == [{"policy": "none", "seed": 1, "elapsed": 3.0}]
