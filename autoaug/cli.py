@@ -250,7 +250,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.report:
         from autoaug.report import compared_policies
 
-        compared_policies(args.compare)  # a bad --compare fails now, not after the search
+        compared_policies(_compared(args))  # a bad --compare fails now, not after the search
     result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
                          budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
@@ -275,7 +275,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.report:
         from autoaug.report import make_report
 
-        _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=args.compare,
+        _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=_compared(args),
                                  tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
                                  gpus_per_trial=args.gpus_per_trial, address=args.address,
                                  echo=lambda line: print(line, flush=True)).rows)
@@ -283,13 +283,17 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _compare_argument(p: argparse.ArgumentParser) -> None:
-    from autoaug.report import BASELINES
-
-    p.add_argument("--compare", type=lambda text: [part for part in text.split(",") if part],
-                   default=list(BASELINES), metavar="POLICIES",
+    p.add_argument("--compare", type=lambda text: [part for part in text.split(",") if part], default=None,
+                   metavar="POLICIES",
                    help="comma-separated policies the report compares with the searched one: preset names "
                         "(feedback and augnet included), NAME=FILE.json or FILE.json; none is always included "
-                        f"(default: {','.join(BASELINES)})")
+                        "(default: none,baseline,randaugment,trivialaugment)")
+
+
+def _compared(args: argparse.Namespace) -> Sequence[str]:
+    from autoaug.report import BASELINES
+
+    return BASELINES if args.compare is None else args.compare
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -306,7 +310,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from autoaug.report import make_report
 
-    _print_table(make_report(args.search, seeds=args.seeds, out=args.out, compare=args.compare,
+    _print_table(make_report(args.search, seeds=args.seeds, out=args.out, compare=_compared(args),
                              tracking_uri=args.tracking_uri,
                              robust_size=args.robust_size, cpus_per_trial=args.cpus_per_trial,
                              gpus_per_trial=args.gpus_per_trial, address=args.address,
