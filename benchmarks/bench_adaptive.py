@@ -74,7 +74,7 @@ def main() -> None:
         f"Command: `python benchmarks/bench_adaptive.py --train-size {args.train_size} --epochs {args.epochs} "
         f"--repeats {args.repeats} --threads {args.threads} --out reports/benchmarks.md`. {data.summary()}; "
         f"`{args.model}`, batch 64; ops of the `baseline` preset. Median over epochs 2..{args.epochs} of "
-        f"{args.repeats} runs. AugNet draws every 20 batches (about {steps // 20} draws an epoch) and measures "
+        f"{args.repeats} runs. AugNet draws every 20 batches (about {steps / 20:.1f} draws an epoch) and measures "
         "the loss of 256 held-out images before each draw, which it trains without (so its epochs have 4 fewer "
         "batches).",
         "",
