@@ -235,13 +235,16 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     from autoaug.cluster import pack, start_ray, trial_resources
     from autoaug.trial import run_trial
 
+    if scheduler == "pbt":
+        from autoaug import pbt
+
     status = "FAILED"
     PROGRESS[out.name] = _Progress(total=trials, echo=echo)
     started = start_ray(address, num_cpus)
     try:
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
         trainable = tune.with_resources(
-            tune.with_parameters(_pbt_module().run_pbt_trial if scheduler == "pbt" else run_trial, data=pack(data),
+            tune.with_parameters(pbt.run_pbt_trial if scheduler == "pbt" else run_trial, data=pack(data),
                                  space=search_space, base=base, gpu_memory_fraction=mem_fraction),
             resources)
         callbacks = [_progress_callback(out.name, trials, epochs), tune_callback(tracker.parent_id, epochs)]
@@ -250,7 +253,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         else:
             param_space, search_alg, trial_scheduler = {}, None, None
             if scheduler == "pbt":
-                trial_scheduler, param_space = _pbt_module().scheduler(search_space, epochs, seed)
+                trial_scheduler, param_space = pbt.scheduler(search_space, epochs, seed)
             else:
                 search_alg = _searcher(search_space, seed, base, trials)
             if scheduler == "asha":
@@ -277,8 +280,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         replay = None
         if scheduler == "pbt":  # the best trial's lineage of settings, replayed epoch by epoch
             best = grid.get_best_result(metric=METRIC, mode=MODE, scope="last")
-            replay = _pbt_module().replay_policy(_pbt_module().load_stages(best.checkpoint), epochs,
-                                                 f"best-{dataset}")
+            replay = pbt.replay_policy(pbt.load_stages(best.checkpoint), epochs, f"best-{dataset}")
         result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker, replay)
         status = "FINISHED"
         return result
@@ -293,12 +295,6 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json",
                                 _space_file(search_space)])
-
-
-def _pbt_module() -> Any:
-    import autoaug.pbt
-
-    return autoaug.pbt
 
 
 def _frame(grid: Any) -> Any:
