@@ -44,6 +44,7 @@ class SearchSpace:
     per_op_schedule: bool = False  # each op with a magnitude gets its own parameters of the chosen kind
     synthetic_ratio: Range | None = None  # share of generated images per batch; None: not searched
     generators: tuple[str, ...] = ("vae",)
+    generator_epochs: int = 20  # training epochs of each generator (trained once per search, before the trials)
     train: Mapping[str, Range] = field(default_factory=dict)  # TRAIN_PARAMS name -> log-uniform range
 
     def suggest(self, trial: Any) -> dict[str, Any]:
@@ -94,7 +95,8 @@ class SearchSpace:
                 ops[op] = OpConfig(float(params.get(f"{op}.m", 0.0)), p, r.sampling, schedule(f"{op}.schedule."))
         per_op = self.per_op_schedule and kind not in ADAPTIVE
         ratio = float(params.get("synthetic.ratio", 0.0))
-        synthetic = Synthetic(ratio, params.get("synthetic.generator", self.generators[0])) if ratio > 0 else None
+        synthetic = (Synthetic(ratio, params.get("synthetic.generator", self.generators[0]),
+                               epochs=self.generator_epochs) if ratio > 0 else None)
         return Policy(ops=ops, schedule=Schedule() if per_op else schedule("schedule."), name=name,
                       synthetic=synthetic)
 
@@ -129,6 +131,8 @@ class SearchSpace:
             if not self.synthetic_ratio[0] <= ratio <= self.synthetic_ratio[1]:
                 return None
             params["synthetic.ratio"] = ratio
+            if policy.synthetic and policy.synthetic.epochs != self.generator_epochs:
+                return None
             if len(self.generators) > 1:
                 params["synthetic.generator"] = policy.synthetic.generator if policy.synthetic else self.generators[0]
         elif policy.synthetic is not None:
@@ -198,8 +202,8 @@ def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
     if unknown:
         raise AutoaugError(f"{source}: unknown key {unknown[0]!r}; allowed: ops, schedule, train, synthetic")
     ops_doc = doc.get("ops") or {}
-    if not isinstance(ops_doc, Mapping) or not ops_doc:
-        raise AutoaugError(f"{source}: 'ops' must map at least one op name to its ranges")
+    if not isinstance(ops_doc, Mapping) or not (ops_doc or doc.get("synthetic")):
+        raise AutoaugError(f"{source}: 'ops' must map at least one op name to its ranges (or 'synthetic' be searched)")
     ops = {}
     for name in OPS:  # registry order
         if name not in ops_doc:
@@ -232,23 +236,27 @@ def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
         raise AutoaugError(f"{source}: schedule.{extra[0]}: not a parameter of {kinds}; allowed: {sorted(specs)}")
     ranges = {p: _range(f"{source}: schedule.{p}", sched.get(p, [spec.low, spec.high]), spec.low, spec.high)
               for p, spec in specs.items()}
-    ratio, generators = _synthetic(doc.get("synthetic"), source)
+    ratio, generators, generator_epochs = _synthetic(doc.get("synthetic"), source)
     return SearchSpace(source=source, ops=ops, schedule_kinds=tuple(kinds), schedule_ranges=ranges,
                        per_op_schedule=per_op, train=_train_ranges(doc.get("train") or {}, source),
-                       synthetic_ratio=ratio, generators=generators)
+                       synthetic_ratio=ratio, generators=generators, generator_epochs=generator_epochs)
 
 
-def _synthetic(doc: Any, source: str) -> tuple[Range | None, tuple[str, ...]]:
-    """``synthetic: {ratio: [0, 0.5], generators: [vae, dcgan]}``: the ratio range (below 1) and generators."""
+def _synthetic(doc: Any, source: str) -> tuple[Range | None, tuple[str, ...], int]:
+    """``synthetic: {ratio: [0, 0.5], generators: [vae, dcgan], epochs: 20}``: the ratio range (below 1), the
+    generators and their training epochs."""
     if doc is None:
-        return None, ("vae",)
-    if not isinstance(doc, Mapping) or set(doc) - {"ratio", "generators"}:
-        raise AutoaugError(f"{source}: synthetic: {doc!r} must be a mapping with ratio and generators")
+        return None, ("vae",), 20
+    if not isinstance(doc, Mapping) or set(doc) - {"ratio", "generators", "epochs"}:
+        raise AutoaugError(f"{source}: synthetic: {doc!r} must be a mapping with ratio, generators and epochs")
     ratio = _range(f"{source}: synthetic.ratio", doc.get("ratio", [0.0, 0.5]), 0.0, 0.95)
     generators = doc.get("generators", ["vae"])
     if not isinstance(generators, list) or not generators or any(g not in GENERATORS for g in generators):
         raise AutoaugError(f"{source}: synthetic.generators: {generators!r} must list some of {', '.join(GENERATORS)}")
-    return ratio, tuple(generators)
+    epochs = doc.get("epochs", 20)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise AutoaugError(f"{source}: synthetic.epochs: {epochs!r} must be a positive integer")
+    return ratio, tuple(generators), epochs
 
 
 def _train_ranges(doc: Any, source: str) -> dict[str, Range]:

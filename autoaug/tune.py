@@ -222,7 +222,8 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         from autoaug.train import resolve_device
 
         for kind in search_space.generators:
-            _, seconds = generator_for(kind, data, seed=seed, device=resolve_device("auto"), echo=echo)
+            _, seconds = generator_for(kind, data, seed=seed, epochs=search_space.generator_epochs,
+                                       device=resolve_device("auto"), echo=echo)
             settings[f"generator_seconds.{kind}"] = seconds
             tracker.log_metrics(tracker.parent_id, {f"generator_seconds.{kind}": seconds}, step=0)
             echo(f"generator {kind} ready (trained in {seconds:.0f} s, cached)")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,26 @@ def test_search_space_samples_the_synthetic_ratio_and_generator(tmp_path: Path) 
     assert point is not None and point["synthetic.ratio"] == 0.0 and space.to_policy(point).synthetic is None
     path.write_text("ops: {rotate: {}}\nsynthetic: {ratio: [0.0, 1.0]}\n")
     with pytest.raises(AutoaugError, match=r"synthetic.ratio: \[0.0, 1.0\] is not a range .* within \[0, 0.95\]"):
+        load_space(str(path))
+
+
+def test_a_space_may_search_only_the_synthetic_share(tmp_path: Path) -> None:
+    import optuna
+
+    from autoaug.search_space import load_space
+
+    path = tmp_path / "s.yaml"
+    path.write_text("ops: {}\nsynthetic: {ratio: [0.1, 0.3], epochs: 3}\n")
+    space = load_space(str(path))
+    policy = space.to_policy(space.suggest(optuna.create_study().ask()))
+    assert policy.ops == {} and policy.synthetic.epochs == 3 and 0.1 <= policy.synthetic.ratio <= 0.3
+    assert space.point(policy) is not None
+    assert space.point(replace(policy, synthetic=replace(policy.synthetic, epochs=20))) is None
+    path.write_text("ops: {}\nsynthetic: {ratio: [0.1, 0.3], epochs: 0}\n")
+    with pytest.raises(AutoaugError, match=r"synthetic.epochs: 0 must be a positive integer"):
+        load_space(str(path))
+    path.write_text("ops: {}\n")
+    with pytest.raises(AutoaugError, match=r"'ops' must map at least one op name"):
         load_space(str(path))
 
 
