@@ -3,8 +3,9 @@
 A policy whose schedule kind is ``feedback`` or ``augnet`` gets a controller (:func:`controller_for`);
 the trainer asks it for the policy and magnitude factor of each batch and tells it how training goes.
 
-- :class:`FeedbackController` reads the validation loss after every epoch. When the loss fell in each of
-  the last ``window`` epochs by more than ``tol`` (relative), the level (the magnitude factor of every op
+- :class:`FeedbackController` reads the validation loss after every epoch, or, with ``every`` > 0, its loss
+  on a fixed subset of 1,024 validation images every ``every`` batches. When the loss fell at each of the
+  last ``window`` readings by more than ``tol`` (relative), the level (the magnitude factor of every op
   without a schedule of its own) goes up by ``up``; when it did not fall by ``tol`` over the window, the
   level goes down by ``down``; otherwise it holds. Each decision starts a fresh window. Ops with a
   schedule of their own (the basic flips and crops of the ``feedback`` preset) are not scaled.
@@ -37,6 +38,7 @@ class Controller(Protocol):
     """What the trainer needs of an adaptive controller."""
 
     holdout: int  # training images the controller needs kept out of training (0: none)
+    validation: int  # validation images the controller reads during an epoch (0: none)
 
     def current(self, progress: float) -> tuple[Policy, float | None]:
         """The policy and magnitude factor (``None``: the policy's own schedule) for the next batch."""
@@ -48,11 +50,22 @@ class Controller(Protocol):
         """Called after each epoch's validation; returns values to log for that epoch."""
 
 
+@torch.no_grad()
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Cross-entropy of ``model`` on float images ``x [N, C, H, W]`` in eval mode; the mode is restored."""
+    was_training = model.training
+    model.eval()
+    loss = F.cross_entropy(model(x), y).item()
+    model.train(was_training)
+    return loss
+
+
 @dataclass(frozen=True)
 class Decision:
-    """One feedback decision: after ``epoch``, the relative val-loss change over the window and the action."""
+    """One feedback decision: at ``at`` (an epoch, or a batch with ``every``), the relative val-loss change
+    over the window, the action and the new level."""
 
-    epoch: int
+    at: int
     signal: float
     action: int  # +1 up, 0 hold, -1 down
     level: float
@@ -62,23 +75,36 @@ class FeedbackController:
     """Raises augmentation while validation loss keeps falling, lowers it when it stalls or rises."""
 
     holdout = 0
+    VALIDATION = 1024  # validation images read every ``every`` batches
 
     def __init__(self, policy: Policy) -> None:
         p = policy.schedule.params
         self.policy = policy
         self.window, self.tol, self.up, self.down = int(p["window"]), p["tol"], p["up"], p["down"]
+        self.every = int(p["every"])
+        self.validation = self.VALIDATION if self.every else 0
+        self.val: tuple[torch.Tensor, torch.Tensor] | None = None
         self.level = p["start"]
         self.losses: list[float] = []
         self.decisions: list[Decision] = []
+        self.logged = 0  # decisions already reported by after_epoch
+
+    def set_validation(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The validation images (float in [0, 1], on the training device) read every ``every`` batches."""
+        self.val = (x, y)
 
     def current(self, progress: float) -> tuple[Policy, float | None]:
         return self.policy, self.level
 
     def after_step(self, model: nn.Module, step: int) -> None:
-        pass
+        if not self.every or step % self.every:
+            return
+        if self.val is None:
+            raise RuntimeError("FeedbackController with 'every' needs its validation images (set_validation)")
+        self.decide(step, _loss(model, *self.val))
 
-    def decide(self, epoch: int, val_loss: float) -> Decision:
-        """Take one epoch's validation loss; returns (and records) the decision."""
+    def decide(self, at: int, val_loss: float) -> Decision:
+        """Take one validation-loss reading; returns (and records) the decision."""
         if math.isfinite(val_loss):
             self.losses.append(val_loss)
         signal, action = float("nan"), 0
@@ -90,13 +116,19 @@ class FeedbackController:
             if action:
                 self.level = min(max(self.level + (self.up if action > 0 else -self.down), 0.0), 1.0)
                 self.losses = self.losses[-1:]
-        decision = Decision(epoch, signal, action, self.level)
+        decision = Decision(at, signal, action, self.level)
         self.decisions.append(decision)
         return decision
 
     def after_epoch(self, epoch: int, metrics: Mapping[str, float]) -> dict[str, float]:
-        d = self.decide(epoch, metrics["val_loss"])
-        return {"feedback/signal": d.signal, "feedback/action": d.action, "feedback/level": d.level}
+        """Per epoch: the last decision's signal, action and level, and how many decisions went up / down
+        (with ``every``, the epoch's decisions; each one stays in :attr:`decisions`)."""
+        if not self.every:
+            self.decide(epoch, metrics["val_loss"])
+        new, self.logged = self.decisions[self.logged:], len(self.decisions)
+        last = new[-1] if new else Decision(epoch, float("nan"), 0, self.level)
+        return {"feedback/signal": last.signal, "feedback/action": last.action, "feedback/level": self.level,
+                "feedback/ups": sum(d.action > 0 for d in new), "feedback/downs": sum(d.action < 0 for d in new)}
 
 
 class AugNet(nn.Module):
@@ -113,6 +145,8 @@ class AugNet(nn.Module):
 
 class AugNetController:
     """Learns online which magnitudes and probabilities to use next (see the module docstring)."""
+
+    validation = 0
 
     def __init__(self, policy: Policy, seed: int, holdout: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         p = policy.schedule.params
@@ -156,15 +190,6 @@ class AugNetController:
         head = [math.log1p(s["train_loss"]), s["train_acc"], math.log1p(s["val_loss"]), s["val_acc"], s["progress"]]
         return torch.tensor(head + self.fractions.flatten().tolist()).nan_to_num(0.0).unsqueeze(0)
 
-    @torch.no_grad()
-    def _holdout_loss(self, model: nn.Module) -> float:
-        x, y = self.data  # type: ignore[misc]
-        was_training = model.training
-        model.eval()
-        loss = F.cross_entropy(model(x), y).item()
-        model.train(was_training)
-        return loss
-
     def draw(self) -> torch.Tensor:
         """A new setting from the net at the current state; returns its log-probability (with grad)."""
         mean = self.net(self.state()).view(2, -1)
@@ -190,7 +215,7 @@ class AugNetController:
             return
         if self.data is None:
             raise RuntimeError("AugNetController needs its held-out batch (set_holdout) before training")
-        loss = self._holdout_loss(model)
+        loss = _loss(model, *self.data)
         if self.pending is not None and math.isfinite(self.loss_before):
             self.learn(self.loss_before - loss)
         self.loss_before = loss

@@ -548,8 +548,9 @@ def mechanism(policy: Policy) -> str:
         return "no augmentation"
     kind = policy.schedule.kind
     own = sorted({c.schedule.kind for c in policy.ops.values() if c.schedule is not None})
-    held = policy.schedule.params.get("holdout")
-    text = {"feedback": "feedback controller on validation loss",
+    held, every = policy.schedule.params.get("holdout"), policy.schedule.params.get("every")
+    text = {"feedback": "feedback controller on validation loss"
+                        + (f" every {every} batches" if every else " every epoch"),
             "augnet": f"AugNet, learned online on {held} held-out training images"}.get(
         kind, "fixed" if kind == "constant" else f"{kind} schedule")
     if own:

@@ -56,14 +56,16 @@ PARAMS: dict[str, dict[str, Param]] = {
     "cosine": {"start": UNIT, "end": UNIT},
     "step": {"start": UNIT, "end": UNIT, "at": UNIT},
     "warmup": {"warmup": Param(0.01, 1.0)},
-    # feedback: level starts at `start`; up by `up` after `window` epochs of val-loss decrease, each by more
-    # than `tol` (relative); down by `down` when the val loss did not fall by `tol` over the window.
-    "feedback": {"start": UNIT, "window": Param(1, 10, True), "tol": Param(0.0, 0.2), "up": UNIT, "down": UNIT},
+    # feedback: level starts at `start`; up by `up` after `window` readings of val-loss decrease, each by more
+    # than `tol` (relative); down by `down` when the val loss did not fall by `tol` over the window. A reading
+    # after every epoch, or with `every` > 0 every `every` batches (on 1,024 validation images).
+    "feedback": {"start": UNIT, "window": Param(1, 10, True), "tol": Param(0.0, 0.2), "up": UNIT, "down": UNIT,
+                 "every": Param(0, 100_000, True)},
     # augnet: a new draw from the net every `segment` batches; `sigma`: exploration std in logit space.
     "augnet": {"segment": Param(1, 1000, True), "sigma": Param(0.01, 2.0), "holdout": Param(16, 4096, True)},
 }
 DEFAULTS: dict[str, dict[str, float]] = {
-    "feedback": {"start": 0.0, "window": 2, "tol": 0.01, "up": 0.25, "down": 0.25},
+    "feedback": {"start": 0.0, "window": 2, "tol": 0.01, "up": 0.25, "down": 0.25, "every": 0},
     "augnet": {"segment": 20, "sigma": 0.5, "holdout": 256},
 }
 

@@ -188,6 +188,10 @@ class Trainer:
         train_x, train_y = data.train_x, data.train_y
         if self.controller is not None and self.controller.holdout:
             train_x, train_y = self._hold_out(train_x, train_y, self.controller.holdout)
+        if self.controller is not None and self.controller.validation:
+            order = torch.randperm(len(data.val_y), generator=make_generator(derive_seed(config.seed, "validation")))
+            pick = order[: self.controller.validation]
+            self.controller.set_validation(_to_float(data.val_x[pick].to(device)), data.val_y[pick].to(device))  # type: ignore[attr-defined]
         self.x, self.y = train_x.to(device), train_y.to(device)
         self.model = nn.Sequential(Normalize(*channel_stats(train_x)), net).to(device)
 
