@@ -298,7 +298,7 @@ def _compared(args: argparse.Namespace) -> Sequence[str]:
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
     """The report's accuracy columns, aligned."""
-    from autoaug.report import main_table
+    from autoaug.summary import main_table
 
     header, body = main_table(rows)
     table = [header[:5], *(row[:5] for row in body)]

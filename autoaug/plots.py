@@ -88,14 +88,17 @@ def magnitudes(records: Mapping[str, Sequence[dict[str, Any]]], path: Path) -> P
     return _save(fig, path)
 
 
-def ratio_curve(ratios: Sequence[float], rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Test accuracy (mean ± std over seeds) against the synthetic ratio."""
+def ratio_curve(ratios: Sequence[float], rows: Sequence[dict[str, Any]], path: Path,
+                labels: Sequence[str] | None = None) -> Path:
+    """Test accuracy (mean ± std over seeds) against the synthetic ratio, each point named by ``labels``."""
     fig, ax = _figure(5.5, 3.4)
     ax = ax[0, 0]
     mean = [r["acc_mean"] for r in rows]
     std = [0.0 if r["acc_std"] != r["acc_std"] else r["acc_std"] for r in rows]
     ax.errorbar(ratios, mean, yerr=std, marker="o", capsize=3)
-    ax.set(xlabel="synthetic share of every batch", ylabel="test accuracy", title="Synthetic-ratio ablation")
+    for x, y, label in zip(ratios, mean, labels or [], strict=False):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
+    ax.set(xlabel="synthetic share of every batch", ylabel="test accuracy", title="Test accuracy against the ratio")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -12,16 +12,12 @@ Student t interval over the n seeds, and a verdict (better / no significant diff
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
 import itertools
 import json
 import os
-import platform
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -29,9 +25,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from autoaug.document import Block, environment, to_html, to_markdown
 from autoaug.errors import AutoaugError
 from autoaug.policy import Policy, resolve_policy
-from autoaug.stats import compare_paired, mean_std
+from autoaug.summary import by_policy, comparison_rows, diff, main_table, pm
 
 BASELINES = ("none", "baseline", "randaugment", "trivialaugment")
 SEARCHED = "searched"
@@ -99,164 +96,6 @@ def _download_search(run_id: str, tracking_uri: str | None) -> Path:
     return folder
 
 
-# ------------------------------------------------------------------------------------------------ summary
-METRICS = {  # column -> how to read it from a run record
-    "acc": lambda r: r["test"]["acc"],
-    "precision": lambda r: r["test"]["precision"],
-    "recall": lambda r: r["test"]["recall"],
-    "f1": lambda r: r["test"]["f1"],
-    "loss": lambda r: r["test"]["loss"],
-    "gap": lambda r: r["gap"],
-    "corruption_acc": lambda r: r["corruption_acc"],
-    "fgsm_acc": lambda r: r["fgsm_acc"],
-    "train_seconds": lambda r: r["train_seconds"],
-    "aug_share": lambda r: r["aug_share"],
-    "control_share": lambda r: r.get("control_share", 0.0),  # time in an adaptive controller
-    "synthetic_time_share": lambda r: r.get("synthetic_time_share", 0.0),  # time generating images
-    "peak_memory_mb": lambda r: r["peak_memory_mb"],
-    "cpu_util": lambda r: r["cpu_util"],
-}
-COMPARED = ("acc", "corruption_acc", "fgsm_acc")  # paired with `none` by seed
-
-
-def by_policy(records: Sequence[dict[str, Any]], order: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """Successful records grouped by policy in ``order`` (policies without one are left out), sorted by seed."""
-    groups = {name: sorted((r for r in records if r["policy"] == name and "error" not in r), key=lambda r: r["seed"])
-              for name in order}
-    return {name: runs for name, runs in groups.items() if runs}
-
-
-def comparison_rows(groups: dict[str, list[dict[str, Any]]], reference_name: str = "none") -> list[dict[str, Any]]:
-    """One row per policy: mean and std of every metric over seeds, and the paired differences to the
-    reference policy (``none``)."""
-    rows = []
-    reference = {r["seed"]: r for r in groups.get(reference_name, [])}
-    for name, runs in groups.items():
-        row: dict[str, Any] = {"policy": name, "n": len(runs), "seeds": " ".join(str(r["seed"]) for r in runs)}
-        for key, read in METRICS.items():
-            row[f"{key}_mean"], row[f"{key}_std"] = mean_std([read(r) for r in runs])
-        paired = [r for r in runs if r["seed"] in reference]
-        for key in COMPARED:
-            if name == reference_name or not paired:
-                continue
-            c = compare_paired([METRICS[key](r) for r in paired], [METRICS[key](reference[r["seed"]]) for r in paired])
-            row |= {f"{key}_diff": c.mean, f"{key}_ci_low": c.low, f"{key}_ci_high": c.high,
-                    f"{key}_n_pairs": c.n, f"{key}_verdict": c.verdict}
-        rows.append(row)
-    plain = next((r["train_seconds_mean"] for r in rows if r["policy"] == reference_name), float("nan"))
-    for row in rows:  # training time relative to the reference
-        row["time_vs_none"] = row["train_seconds_mean"] / plain
-    return rows
-
-
-def _pm(row: dict[str, Any], key: str, digits: int = 4) -> str:
-    return f"{row[f'{key}_mean']:.{digits}f} ± {row[f'{key}_std']:.{digits}f}"
-
-
-def _diff(row: dict[str, Any], key: str) -> str:
-    if f"{key}_diff" not in row:
-        return "—"
-    pairs = row[f"{key}_n_pairs"]
-    if pairs == 1:
-        return f"{row[f'{key}_diff']:+.4f} (1 pair, no interval)"
-    text = f"{row[f'{key}_diff']:+.4f} [{row[f'{key}_ci_low']:+.4f}, {row[f'{key}_ci_high']:+.4f}]"
-    return text if pairs == row["n"] else f"{text} ({pairs} pairs)"
-
-
-def main_table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The report's first table: accuracy with its paired difference to ``none`` and verdict, F1, robustness, cost."""
-    header = ["policy", "n", "test accuracy", "Δ vs none [95% CI]", "verdict", "macro F1", "corruption acc",
-              "FGSM acc", "train − test acc", "train s", "time vs none", "aug share", "controller share"]
-    body = [[r["policy"], str(r["n"]), _pm(r, "acc"), _diff(r, "acc"),
-             r.get("acc_verdict", "reference" if r["policy"] == "none" else "no pairs"),
-             _pm(r, "f1"), _pm(r, "corruption_acc"), _pm(r, "fgsm_acc"), _pm(r, "gap"),
-             f"{r['train_seconds_mean']:.0f}", f"{r['time_vs_none']:.2f}x", f"{100 * r['aug_share_mean']:.1f}%",
-             f"{100 * r['control_share_mean']:.1f}%"] for r in rows]
-    return header, body
-
-
-# ------------------------------------------------------------------------------------------------ documents
-Block = tuple[str, Any]  # ("h1" | "h2" | "p" | "pre", text), ("table", (header, rows)), ("img", (path, caption))
-
-
-def to_markdown(blocks: Sequence[Block]) -> str:
-    out = []
-    for kind, value in blocks:
-        if kind in ("h1", "h2", "h3"):
-            out.append(f"{'#' * int(kind[1])} {value}")
-        elif kind == "p":
-            out.append(value)
-        elif kind == "pre":
-            out.append(f"```\n{value}\n```")
-        elif kind == "table":
-            header, rows = value
-            lines = [header, ["---"] * len(header), *rows]
-            out.append("\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in lines))
-        elif kind == "img":
-            path, caption = value
-            out.append(f"![{caption}]({path.name})")
-    return "\n\n".join(out) + "\n"
-
-
-def to_html(blocks: Sequence[Block], title: str) -> str:
-    """A self-contained page: the images are embedded as base64 data URIs."""
-    esc = html.escape
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
-           "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-           "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;"
-           "text-align:left}th{background:#f3f3f3}pre{background:#f6f6f6;padding:1em;overflow:auto}"
-           "img{max-width:100%}figure{margin:1em 0}</style></head><body>"]
-    for kind, value in blocks:
-        if kind in ("h1", "h2", "h3"):
-            out.append(f"<{kind}>{esc(value)}</{kind}>")
-        elif kind == "p":
-            text = re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(value))
-            text = re.sub(r"[*][*]([^*]+)[*][*]", r"<b>\1</b>", text)
-            out.append(f"<p>{text}</p>")
-        elif kind == "pre":
-            out.append(f"<pre>{esc(value)}</pre>")
-        elif kind == "table":
-            header, rows = value
-            out.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-                       + "</table>")
-        elif kind == "img":
-            path, caption = value
-            data = base64.b64encode(path.read_bytes()).decode()
-            out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{esc(caption)}'>"
-                       f"<figcaption>{esc(caption)}</figcaption></figure>")
-    return "\n".join([*out, "</body></html>"]) + "\n"
-
-
-def _git_revision() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{rev}{' (with uncommitted changes)' if dirty else ''}" if rev else "unknown"
-
-
-def environment() -> dict[str, str]:
-    """Git revision, package versions and hardware, for the report's record."""
-    import importlib.metadata as md
-
-    import torch
-
-    env = {"git revision": _git_revision(), "python": platform.python_version()}
-    for pkg in ("autoaug", "torch", "ray", "optuna", "mlflow"):
-        try:
-            env[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            env[pkg] = "not installed"
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    env["hardware"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, GPU: {gpu}"
-    return env
-
-
 # ------------------------------------------------------------------------------------------------ the report
 @dataclass(frozen=True)
 class Report:
@@ -315,6 +154,11 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     seed_list = [s["seed"] + 1 + i for i in range(seeds)]
     echo(f"{data.summary()}; retraining {len(policies)} policies x {seeds} seeds "
          f"({base.model}, {base.epochs} epochs) and evaluating on the test split")
+    quality = None
+    if any(p.synthetic for p in policies):  # train the generators here, so that the parallel runs only load them
+        from autoaug.ablation import generator_quality
+
+        quality = generator_quality(data, policies, seed_list, echo)
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = out_root / f"{s['dataset']}-{stamp}"
@@ -376,7 +220,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     staging.chmod(0o755)  # mkdtemp makes it private; the report is an ordinary folder
     try:
         blocks = _write(staging, found, data, policies, groups, rows, records, resources, final_seconds, seeds,
-                        settings, folder)
+                        settings, folder, quality)
         (staging / "report.md").write_text(to_markdown(blocks))
         (staging / "report.html").write_text(to_html(blocks, f"autoaug report: {s['dataset']}"))
         os.replace(staging, folder)
@@ -421,9 +265,10 @@ def _tracker(found: FinishedSearch, echo: Callable[[str], None]) -> Any:
 def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy],
            groups: dict[str, list[dict[str, Any]]],
            rows: list[dict[str, Any]], records: list[dict[str, Any]], resources: dict[str, float],
-           final_seconds: float, seeds: int, settings: Any, final: Path) -> list[Block]:
+           final_seconds: float, seeds: int, settings: Any, final: Path,
+           quality: dict[str, Any] | None = None) -> list[Block]:
     """Figures, CSV, JSON and a copy of the search's files (``search/``) into ``folder``, which becomes
-    ``final``; returns the document blocks."""
+    ``final``; returns the document blocks (with the synthetic-data section when ``quality`` is given)."""
     import pandas as pd
 
     from autoaug import plots
@@ -432,7 +277,8 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
 
     s = found.settings
     pd.DataFrame(rows).to_csv(folder / "comparison.csv", index=False)
-    (folder / "runs.json").write_text(json.dumps({"search": s, "records": records}, indent=1, default=str))
+    (folder / "runs.json").write_text(json.dumps({"search": s, "records": records, "generators": quality}, indent=1,
+                                                 default=str))
     best = policies[0]
     best.save(folder / "best_policy.json")
     (folder / "policies").mkdir()
@@ -510,12 +356,16 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
         ("pre", best.to_json()),
     ]
     blocks += [("img", fig) for fig in figures]
+    if quality is not None:
+        from autoaug.ablation import synthetic_blocks
+
+        blocks += synthetic_blocks(folder, data, policies, rows, quality)
     blocks += [
         ("h2", "Robustness"),
         ("table", (["policy", "corruption acc", "Δ vs none [95% CI]", "verdict", "FGSM acc", "Δ vs none [95% CI]",
                     "verdict"],
-                   [[r["policy"], _pm(r, "corruption_acc"), _diff(r, "corruption_acc"),
-                     r.get("corruption_acc_verdict", "—"), _pm(r, "fgsm_acc"), _diff(r, "fgsm_acc"),
+                   [[r["policy"], pm(r, "corruption_acc"), diff(r, "corruption_acc"),
+                     r.get("corruption_acc_verdict", "—"), pm(r, "fgsm_acc"), diff(r, "fgsm_acc"),
                      r.get("fgsm_acc_verdict", "—")] for r in rows])),
         ("table", _corruption_table(groups)),
         ("h2", "Every run"),

@@ -9,19 +9,12 @@ import pytest
 import torch
 from conftest import ray_processes
 
+from autoaug.document import to_html, to_markdown
 from autoaug.errors import AutoaugError
 from autoaug.metrics import classification_metrics, confusion_matrix
 from autoaug.policy import PRESETS
-from autoaug.report import (
-    SEARCHED,
-    by_policy,
-    compared_policies,
-    comparison_rows,
-    main_table,
-    make_report,
-    to_html,
-    to_markdown,
-)
+from autoaug.report import SEARCHED, compared_policies, make_report
+from autoaug.summary import by_policy, comparison_rows, main_table
 
 FIGURES = {"learning_curves.png", "policy.png", "magnitudes.png", "search_progress.png", "confusion.png",
            "robustness.png", "samples.png"}

@@ -218,15 +218,17 @@ def test_ablation_runs_every_ratio_and_seed_and_compares_with_ratio_zero(tmp_pat
                               train_size=300, generator_epochs=1, robust_size=50, out=tmp_path / "reports",
                               num_cpus=2, cpus_per_trial=1, echo=lines.append)
     written = {p.name for p in folder.iterdir()}
-    assert {"ablation.md", "ablation.csv", "runs.json", "ratio.png", "samples.png"} <= written
+    assert {"ablation.md", "ablation.csv", "runs.json", "ratio.png", "samples-vae.png"} <= written
     table = pd.read_csv(folder / "ablation.csv")
     assert list(table["policy"]) == ["ratio=0", "ratio=0.25"] and list(table["n"]) == [2, 2]
     assert pd.isna(table.loc[0, "acc_diff"]) and table.loc[1, "acc_verdict"] in (
         "better", "worse", "no significant difference")
     saved = json.loads((folder / "runs.json").read_text())
     records = saved["records"]
-    assert set(saved["fidelity"]) == {"1", "2", "real"} and set(saved["generator_seconds"]) == {"1", "2"}
-    assert all(0 <= v["synthetic_acc"] <= 1 and v["frechet"] >= 0 for v in saved["fidelity"].values())
+    gens = saved["generators"]["generators"]
+    assert [(g["kind"], g["epochs"], g["seed"]) for g in gens] == [("vae", 1, 1), ("vae", 1, 2)]
+    assert all(0 <= v["synthetic_acc"] <= 1 and v["frechet"] >= 0 for v in [*gens, saved["generators"]["real"]])
+    assert all(g["seconds"] > 0 for g in gens)
     shares = {(r["policy"], r["seed"]): r["history"][0]["synthetic_share"] for r in records}
     assert shares == {("ratio=0", 1): 0.0, ("ratio=0", 2): 0.0, ("ratio=0.25", 1): 0.25, ("ratio=0.25", 2): 0.25}
     assert sum("generator" in line and "ready" in line for line in lines) == 1
@@ -254,3 +256,28 @@ def test_fidelity_tells_a_trained_generator_from_an_untrained_one() -> None:
     untrained = Generator(trained.spec)
     good, bad = (fidelity(g, classifier, data.train_x, n=512) for g in (trained, untrained))
     assert good["synthetic_acc"] > 0.9 and good["frechet"] < bad["frechet"]
+
+
+def test_report_with_a_synthetic_policy_has_the_synthetic_section(search, tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from autoaug.policy import Policy, Synthetic
+    from autoaug.report import SEARCH_FILES, make_report
+
+    result, _ = search
+    copy = tmp_path / "search"  # without its mlflow.json: this report is not logged beside the other one
+    copy.mkdir()
+    for name in SEARCH_FILES:
+        shutil.copy2(result.output_dir / name, copy / name)
+    Policy(ops={}, name="vae-0.25", synthetic=Synthetic(0.25, "vae", epochs=1)).save(tmp_path / "vae.json")
+    rep = make_report(copy, seeds=2, out=tmp_path / "reports", robust_size=50, num_cpus=2, cpus_per_trial=1,
+                      compare=[f"vae-0.25={tmp_path / 'vae.json'}"], echo=lambda line: None)
+    assert {"ratio.png", "samples-vae.png"} <= {p.name for p in rep.folder.iterdir()}
+    text = (rep.folder / "report.md").read_text()
+    assert "## Synthetic data" in text and "| vae-0.25 | vae (1 epochs) | 0.250 | — |" in text
+    saved = json.loads((rep.folder / "runs.json").read_text())["generators"]
+    assert [(g["kind"], g["epochs"], g["seed"]) for g in saved["generators"]] == [("vae", 1, 1), ("vae", 1, 2)]
+    table = pd.read_csv(rep.folder / "comparison.csv").set_index("policy")
+    assert table.loc["vae-0.25", "synthetic_time_share_mean"] > 0 == table.loc["none", "synthetic_time_share_mean"]
