@@ -58,15 +58,16 @@ def generator_quality(data: Any, policies: Sequence[Policy], seeds: Sequence[int
 
 
 def synthetic_blocks(folder: Path, data: Any, policies: Sequence[Policy], rows: Sequence[dict[str, Any]],
-                     quality: dict[str, Any], reference: str = "none") -> list[Block]:
+                     quality: dict[str, Any], reference: str = "none", also: Sequence[str] = ()) -> list[Block]:
     """The ratio table and plot (``ratio.png``), a sample grid per generator (``samples-KIND.png``) and the
-    generators' cost and fidelity, for the ``policies`` (and their summary ``rows``) of one comparison."""
+    generators' cost and fidelity, for the ``policies`` (and their summary ``rows``) of one comparison that
+    mix generated images in, beside ``reference`` and the policies named in ``also``."""
     from autoaug import plots
     from autoaug.summary import diff, pm
     from autoaug.synthetic import generator_for, sample_grid
 
     by_name = {p.name: p for p in policies}
-    shown = sorted((r for r in rows if by_name[r["policy"]].synthetic or r["policy"] == reference),
+    shown = sorted((r for r in rows if by_name[r["policy"]].synthetic or r["policy"] in (reference, *also)),
                    key=lambda r: _ratio(by_name[r["policy"]]))
     ratios = [_ratio(by_name[r["policy"]]) for r in shown]
     plots.ratio_curve(ratios, shown, folder / "ratio.png", labels=[r["policy"] for r in shown])

@@ -154,12 +154,6 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     seed_list = [s["seed"] + 1 + i for i in range(seeds)]
     echo(f"{data.summary()}; retraining {len(policies)} policies x {seeds} seeds "
          f"({base.model}, {base.epochs} epochs) and evaluating on the test split")
-    quality = None
-    if any(p.synthetic for p in policies):  # train the generators here, so that the parallel runs only load them
-        from autoaug.ablation import generator_quality
-
-        quality = generator_quality(data, policies, seed_list, echo)
-
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = out_root / f"{s['dataset']}-{stamp}"
     for i in itertools.count(2):
@@ -167,12 +161,18 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
             break
         folder = out_root / f"{s['dataset']}-{stamp}-{i}"
     tracker = _tracker(found, echo)
-    # finished runs are journaled as they arrive: the same report command after a crash or Ctrl-C reruns
-    # only the missing ones
+    # finished runs are journaled as they arrive and the journal is kept: the same report command after a crash
+    # or Ctrl-C trains only the missing runs, and after a finished report remakes it without training
     journal = out_root / f".runs-{_journal_key(found, policies, seed_list, settings)}.jsonl"
     earlier = _read_journal(journal)
     if earlier:
-        echo(f"resuming: {len(earlier)} of {len(policies) * seeds} runs are done ({journal.name})")
+        echo(f"reusing {len(earlier)} of {len(policies) * seeds} finished runs from {journal} "
+             "(delete it to train them again)")
+    quality = None
+    if any(p.synthetic for p in policies):  # train the generators here, so that the parallel runs only load them
+        from autoaug.ablation import generator_quality
+
+        quality = generator_quality(data, policies, seed_list, echo)
     before = max((r["elapsed"] for r in earlier), default=0.0)
     import ray
 
@@ -227,7 +227,6 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    journal.unlink(missing_ok=True)
     if tracker is not None:
         tracker.log_report(folder, f"report/{folder.name}")
     echo(f"report: {folder / 'report.md'} (and report.html)")
@@ -359,7 +358,8 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
     if quality is not None:
         from autoaug.ablation import synthetic_blocks
 
-        blocks += synthetic_blocks(folder, data, policies, rows, quality)
+        searched_ratio = any(k.startswith("generator_seconds.") for k in s)  # the search chose a ratio
+        blocks += synthetic_blocks(folder, data, policies, rows, quality, also=(SEARCHED,) if searched_ratio else ())
     blocks += [
         ("h2", "Robustness"),
         ("table", (["policy", "corruption acc", "Δ vs none [95% CI]", "verdict", "FGSM acc", "Δ vs none [95% CI]",
@@ -393,7 +393,14 @@ def _generator_sentence(settings: dict[str, Any]) -> str:
 
 
 def mechanism(policy: Policy) -> str:
-    """In words: fixed, scheduled (kind, per op), feedback-controlled, AugNet or a replayed PBT lineage."""
+    """In words: fixed, scheduled (kind, per op), feedback-controlled, AugNet or a replayed PBT lineage, and
+    the synthetic share."""
+    syn = policy.synthetic
+    mixed = f"; {syn.ratio:.0%} of every batch generated ({syn.generator})" if syn and syn.ratio > 0 else ""
+    return _augmenting(policy) + mixed
+
+
+def _augmenting(policy: Policy) -> str:
     if not policy.ops and not policy.stages:
         return "no augmentation"
     kind = policy.schedule.kind

@@ -37,7 +37,8 @@ def test_report_files_and_table(report) -> None:
         p.name for p in rep.folder.iterdir()}
     assert re.fullmatch(r"fashion_mnist_small-\d{8}-\d{6}", rep.folder.name)
     assert {p.name for p in (rep.folder / "search").iterdir()} == {"search.json", "trials.csv", "best_policy.json"}
-    assert not [p for p in rep.folder.parent.iterdir() if p.name.startswith(".")]  # no staging folder left
+    hidden = [p for p in rep.folder.parent.iterdir() if p.name.startswith(".")]
+    assert len(hidden) == 1 and hidden[0].suffix == ".jsonl"  # no staging folder left; the run journal is kept
     md = (rep.folder / "report.md").read_text()
     first_table = md[md.index("\n| policy |"):].split("\n\n")[0].strip().splitlines()
     assert [line.split(" | ")[0].strip("| ") for line in first_table[2:]] == list(POLICIES)
@@ -50,6 +51,19 @@ def test_report_files_and_table(report) -> None:
     assert {p.name for p in (rep.folder / "policies").iterdir()} == {f"{n}.json" for n in ("none", *COMPARE)}
     feedback = [r for r in runs if r["policy"] == "feedback"]
     assert all(r["control_share"] > 0 and "feedback/level" in r["history"][0] for r in feedback)
+
+
+def test_the_same_report_again_reuses_the_journal_without_training(report, search) -> None:
+    rep, _ = report
+    result, _ = search
+    lines: list[str] = []
+    again = make_report(result.output_dir, seeds=2, out=rep.folder.parent, robust_size=200, num_cpus=2,
+                        cpus_per_trial=1, compare=COMPARE, echo=lines.append)
+    assert any(line.startswith("reusing 10 of 10 finished runs") for line in lines)
+    assert not any("final" in line for line in lines[:-1]) and again.folder != rep.folder
+    assert [r["acc_mean"] for r in again.rows] == [r["acc_mean"] for r in rep.rows]
+    assert [(r["policy"], r["seed"], r["test"]) for r in again.records] == [
+        (r["policy"], r["seed"], r["test"]) for r in rep.records]
 
 
 def test_comparison_is_paired_by_seed(report) -> None:
