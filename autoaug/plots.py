@@ -96,8 +96,11 @@ def ratio_curve(ratios: Sequence[float], rows: Sequence[dict[str, Any]], path: P
     mean = [r["acc_mean"] for r in rows]
     std = [0.0 if r["acc_std"] != r["acc_std"] else r["acc_std"] for r in rows]
     ax.errorbar(ratios, mean, yerr=std, marker="o", capsize=3)
+    named: dict[tuple[float, float], list[str]] = {}  # points at the same place share one label
     for x, y, label in zip(ratios, mean, labels or [], strict=False):
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        named.setdefault((x, y), []).append(label)
+    for (x, y), names in named.items():
+        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
     ax.set(xlabel="synthetic share of every batch", ylabel="test accuracy", title="Test accuracy against the ratio")
     ax.grid(alpha=0.3)
     return _save(fig, path)
