@@ -63,5 +63,6 @@ def test_tiny_pbt_search_exports_the_best_lineage(tmp_path: Path, mlflow_server:
         for e, logged in enumerate(state["history"]):
             expected = {k[len("magnitude/"):]: v for k, v in logged.items() if k.startswith("magnitude/")}
             assert replay.magnitudes(e / 4) == pytest.approx(expected)
-    best = max(lineages, key=lambda s: s["history"][-1]["val_acc"])
-    assert replay_policy(best["stages"], 4, exported.name) == exported
+    top = max(s["history"][-1]["val_acc"] for s in lineages)  # lineages may tie: Ray picks one of them
+    best = [s for s in lineages if s["history"][-1]["val_acc"] == top]
+    assert any(replay_policy(s["stages"], 4, exported.name) == exported for s in best)
