@@ -13,6 +13,8 @@ import functools
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -268,8 +270,8 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                                           failure_config=tune.FailureConfig(max_failures=0),
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=3)),
             )
-        grid = tuner.fit()
-        if grid.num_terminated + grid.num_errors < trials:  # Tune returns normally after Ctrl-C
+        grid = _fit(tuner)
+        if grid is None or grid.num_terminated + grid.num_errors < trials:  # Tune returns normally after Ctrl-C
             raise KeyboardInterrupt
         frame = _frame(grid)
         tracker.drop_lost_children(set(frame["trial_id"]) if "trial_id" in frame else set())
@@ -296,6 +298,22 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json",
                                 _space_file(search_space)])
+
+
+def _fit(tuner: Any) -> Any:
+    """``tuner.fit()``, or ``None`` when Ctrl-C (or SIGUSR1) ended it. Tune returns normally then, and may count
+    the trials it was running as terminated; its SIGINT handler, installed for the run from the main thread,
+    puts the previous handler back when it fires, which tells. The previous handler is put back afterwards in
+    any case, so that a later Ctrl-C (in the report) interrupts again."""
+    before = signal.getsignal(signal.SIGINT)
+    catches = threading.current_thread() is threading.main_thread() and not int(
+        os.getenv("TUNE_DISABLE_SIGINT_HANDLER", "0"))
+    try:
+        grid = tuner.fit()
+        return None if catches and signal.getsignal(signal.SIGINT) is before else grid
+    finally:
+        if catches:
+            signal.signal(signal.SIGINT, before)
 
 
 def _frame(grid: Any) -> Any:
