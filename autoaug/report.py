@@ -358,8 +358,8 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
     if quality is not None:
         from autoaug.ablation import synthetic_blocks
 
-        searched_ratio = any(k.startswith("generator_seconds.") for k in s)  # the search chose a ratio
-        blocks += synthetic_blocks(folder, data, policies, rows, quality, also=(SEARCHED,) if searched_ratio else ())
+        also = (SEARCHED,) if _search_generators(s) else ()  # the search chose a ratio: show it beside the others
+        blocks += synthetic_blocks(folder, data, policies, rows, quality, also=also)
     blocks += [
         ("h2", "Robustness"),
         ("table", (["policy", "corruption acc", "Δ vs none [95% CI]", "verdict", "FGSM acc", "Δ vs none [95% CI]",
@@ -383,9 +383,14 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
     return blocks
 
 
+def _search_generators(settings: dict[str, Any]) -> dict[str, float]:
+    """The generators a search trained for its synthetic ratio (none: it did not search one), with their seconds."""
+    return {k.split(".", 1)[1]: v for k, v in settings.items() if k.startswith("generator_seconds.")}
+
+
 def _generator_sentence(settings: dict[str, Any]) -> str:
     """The generators a search trained for its synthetic ratio, with their training time (or nothing)."""
-    spent = {k.split(".", 1)[1]: v for k, v in settings.items() if k.startswith("generator_seconds.")}
+    spent = _search_generators(settings)
     if not spent:
         return ""
     return ("Generators trained for the search's synthetic images (once, reused by every trial): "
