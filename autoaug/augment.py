@@ -8,6 +8,9 @@ Two lines in any PyTorch loop::
 
 from __future__ import annotations
 
+import functools
+import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,14 +18,14 @@ import torch
 
 from autoaug.ops import OPS, warp_affine
 from autoaug.policy import Policy, resolve_policy
-from autoaug.seeding import make_generator
+from autoaug.seeding import canonical_device, derive_seed, make_generator
 
 
 @dataclass(frozen=True)
 class OpParams:
     """One op's draw for a batch: the images it applies to and their magnitudes and extra randomness."""
 
-    index: torch.Tensor  # int64 [n]: positions in the batch
+    index: torch.Tensor  # int64 [n]: positions in the batch (n is fixed on the host: no device sync)
     magnitude: torch.Tensor  # [n] signed normalized magnitudes
     rand: torch.Tensor  # [n, k] uniforms, or [n, C, H, W] normal noise
 
@@ -34,41 +37,71 @@ class Params:
     ops: tuple[tuple[str, OpParams], ...]
 
 
+def _stochastic_round(x: float, host: random.Random) -> int:
+    """``floor(x)`` or ``ceil(x)``, with expectation ``x``."""
+    low = math.floor(x)
+    return low + (host.random() < x - low)
+
+
+@functools.lru_cache(maxsize=64)
+def _slot_ranks(b: int, k: int, n_ops: int, device: str) -> tuple[torch.Tensor, ...]:
+    """For ``n_ops`` of ``k`` ops per image: the image ranks each of the ``k`` slots takes, on ``device``.
+
+    The image at rank ``r`` takes slots ``r, r + 1, ..., r + n_ops - 1`` (mod ``k``), so its slots are distinct
+    and every slot serves about ``b * n_ops / k`` images. Made once per shape: no host-to-device copy per batch.
+    """
+    return tuple(torch.tensor([r for r in range(b) if (q - r) % k < n_ops], dtype=torch.long, device=device)
+                 for q in range(k))
+
+
 def sample(policy: Policy, shape: torch.Size | tuple[int, ...], progress: float, generator: torch.Generator,
-           device: torch.device | str | None = None, factor: float | None = None) -> Params:
+           device: torch.device | str | None = None, factor: float | None = None,
+           host: random.Random | None = None) -> Params:
     """Draw per-image parameters for a batch of ``shape`` ``[B, C, H, W]`` at training ``progress``.
 
     ``factor`` replaces the policy schedule's magnitude factor (an adaptive controller's level); ops with a
-    schedule of their own keep it."""
+    schedule of their own keep it. Per-image values come from ``generator`` on the device; how many images each
+    op takes is decided on the host with ``host`` (default: a fresh ``random.Random(0)``; a run passes its own),
+    so every shape is known without reading the device back:
+
+    - ``n_ops`` = None: op ``j`` takes a random subset of ``B * p_j`` images (rounded stochastically).
+    - ``n_ops`` = n: the ops are put in a random order (host), the images in a random order (device), and the image
+      at rank ``r`` takes the ops at places ``r .. r + n - 1`` (mod k) of that order: every image gets ``n``
+      distinct ops, as a uniformly drawn ordered n-tuple, and each op about ``B n / k`` images; then each op keeps
+      a random ``p_j`` share of them.
+    """
     device = torch.device(device) if device is not None else generator.device
+    host = host if host is not None else random.Random(0)
     policy = policy.at(progress)
     names = list(policy.ops)
     b, k = shape[0], len(names)
     if k == 0 or b == 0:
         return Params(ops=())
-    u = torch.rand(4, b, k, generator=generator, device=device)  # choice, probability, magnitude, sign
-    if policy.n_ops is None:
-        chosen = torch.ones(b, k, dtype=torch.bool, device=device)
-    else:
-        chosen = u[0].argsort(dim=1).argsort(dim=1) < policy.n_ops  # k distinct ops per image
-    cfgs = [policy.ops[n] for n in names]
-    prob = torch.tensor([c.probability for c in cfgs], device=device)
-    applied = chosen & (u[1] < prob)
     magnitudes = policy.magnitudes(progress, factor)
+    if policy.n_ops is None:
+        subsets = {name: torch.rand(b, generator=generator, device=device).argsort() for name in names}
+    else:
+        order = host.sample(range(k), k)  # the op at each place
+        ranked = torch.rand(b, generator=generator, device=device).argsort()  # the image at each rank
+        ranks = _slot_ranks(b, k, policy.n_ops, str(device))
+        subsets = {names[order[q]]: ranked[ranks[q]] for q in range(k)}
     out = []
-    for j, (name, cfg) in enumerate(zip(names, cfgs, strict=True)):
-        idx = applied[:, j].nonzero().squeeze(1)
-        if idx.numel() == 0:
+    for name in names:  # registry order: the order ops apply in
+        cfg, spec = policy.ops[name], OPS[name]
+        pool = subsets[name]
+        n = _stochastic_round(len(pool) * cfg.probability, host)
+        if n == 0:
             continue
-        spec = OPS[name]
+        idx = pool[:n]
         base = magnitudes.get(name, 0.0)
-        mag = u[2, idx, j] * base if cfg.sampling == "uniform" else torch.full_like(u[2, idx, j], base)
+        u = torch.rand(2, n, generator=generator, device=device)  # magnitude, sign
+        mag = u[0] * base if cfg.sampling == "uniform" else torch.full((n,), base, device=device)
         if spec.signed:
-            mag = torch.where(u[3, idx, j] < 0.5, -mag, mag)
+            mag = torch.where(u[1] < 0.5, -mag, mag)
         if spec.dense_noise:
-            rand = torch.randn((idx.numel(), *shape[1:]), generator=generator, device=device)
+            rand = torch.randn((n, *shape[1:]), generator=generator, device=device)
         else:
-            rand = torch.rand(idx.numel(), spec.n_uniform, generator=generator, device=device)
+            rand = torch.rand(n, spec.n_uniform, generator=generator, device=device)
         out.append((name, OpParams(idx, mag, rand)))
     return Params(ops=tuple(out))
 
@@ -90,21 +123,27 @@ def apply(imgs: torch.Tensor, params: Params) -> torch.Tensor:
 
 
 def _warp_fused(x: torch.Tensor, ops: list[tuple[str, OpParams]]) -> None:
-    """Compose consecutive geometric ops into one affine warp per image (one resampling, in place)."""
+    """Compose consecutive geometric ops into one affine warp per image (one resampling, in place).
+
+    One op warps its own images; several compose their matrices over the batch and warp it whole, keeping the
+    images none of them touched (their number is not known on the host)."""
     if not ops:
         return
     b, _, h, w = x.shape
+    if len(ops) == 1:
+        (name, p), spec = ops[0], OPS[ops[0][0]]
+        _apply_subset(x, p.index, lambda sub: warp_affine(sub, *spec.affine(spec.value(p.magnitude.to(x.dtype)), h, w)))  # type: ignore[misc]
+        return
     a = torch.eye(2, device=x.device, dtype=x.dtype).repeat(b, 1, 1)
     t = x.new_zeros(b, 2)
     touched = torch.zeros(b, dtype=torch.bool, device=x.device)
     for name, p in ops:
         spec = OPS[name]
         a_op, t_op = spec.affine(spec.value(p.magnitude.to(x.dtype)), h, w)  # type: ignore[misc]
-        a[p.index] = a_op @ a[p.index]
-        t[p.index] = (a_op @ t[p.index].unsqueeze(-1)).squeeze(-1) + t_op
-        touched[p.index] = True
-    idx = touched.nonzero().squeeze(1)
-    _apply_subset(x, idx, lambda sub: warp_affine(sub, a[idx], t[idx]))
+        t.index_copy_(0, p.index, (a_op @ t.index_select(0, p.index).unsqueeze(-1)).squeeze(-1) + t_op)
+        a.index_copy_(0, p.index, a_op @ a.index_select(0, p.index))
+        touched.index_fill_(0, p.index, True)
+    x.copy_(torch.where(touched.view(b, 1, 1, 1), warp_affine(x, a, t), x))
 
 
 def _apply_subset(x: torch.Tensor, idx: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -116,7 +155,8 @@ def _apply_subset(x: torch.Tensor, idx: torch.Tensor, fn: Callable[[torch.Tensor
 
 
 class Augmenter:
-    """Applies a policy to batches with its own seeded generator, created on the batch's device.
+    """Applies a policy to batches with its own seeded generators: one on the batch's device for the per-image
+    values, one on the host for how many images each op takes.
 
     ``policy``: a :class:`Policy`, a preset name or a JSON path. Replaying with the same ``seed`` gives
     the same batches.
@@ -125,17 +165,20 @@ class Augmenter:
     def __init__(self, policy: Policy | str, seed: int = 0) -> None:
         self.policy = resolve_policy(policy)
         self.seed = int(seed)
+        self.host = random.Random(derive_seed(self.seed, "host"))
         self._generator: torch.Generator | None = None
 
-    def generator(self, device: torch.device) -> torch.Generator:
+    def generator(self, device: torch.device | str) -> torch.Generator:
+        """The device generator, made on first use and again only when the device changes."""
+        device = canonical_device(device)
         if self._generator is None or self._generator.device != device:
             self._generator = make_generator(self.seed, device)
         return self._generator
 
     def sample(self, shape: torch.Size | tuple[int, ...], progress: float = 0.0,
                device: torch.device | str = "cpu", factor: float | None = None) -> Params:
-        device = torch.device(device)
-        return sample(self.policy, shape, progress, self.generator(device), device, factor)
+        generator = self.generator(device)
+        return sample(self.policy, shape, progress, generator, generator.device, factor, self.host)
 
     def __call__(self, imgs: torch.Tensor, progress: float = 0.0, factor: float | None = None) -> torch.Tensor:
         if not self.policy.at(progress).ops:

@@ -89,8 +89,10 @@ def warp_affine(x: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> torch.Tens
     a_inv = torch.stack([torch.stack([a[:, 1, 1], -a[:, 0, 1]], -1),
                          torch.stack([-a[:, 1, 0], a[:, 0, 0]], -1)], 1) / det.view(-1, 1, 1)
     t_inv = -(a_inv @ t.unsqueeze(-1)).squeeze(-1)
-    d = x.new_tensor([2.0 / w, 2.0 / h])
-    theta = torch.cat([a_inv * d.view(1, 2, 1) / d.view(1, 1, 2), (t_inv * d).unsqueeze(-1)], dim=2)
+    # to normalized coordinates ([-1, 1] across the width and the height): scale row i by d_i and column j by
+    # 1 / d_j, with d = (2 / w, 2 / h); python scalars, so nothing is copied to the device
+    theta = torch.stack([torch.stack([a_inv[:, 0, 0], a_inv[:, 0, 1] * (h / w), t_inv[:, 0] * (2.0 / w)], -1),
+                         torch.stack([a_inv[:, 1, 0] * (w / h), a_inv[:, 1, 1], t_inv[:, 1] * (2.0 / h)], -1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -202,8 +204,9 @@ def sharpness(x: torch.Tensor, v: torch.Tensor, _: torch.Tensor) -> torch.Tensor
     c = x.shape[1]
     if min(x.shape[2:]) <= 2:
         return x
-    k = x.new_tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13
-    smooth = F.conv2d(x, k.expand(c, 1, 3, 3), groups=c)
+    k = x.new_full((c, 1, 3, 3), 1 / 13)
+    k[:, :, 1, 1] = 5 / 13
+    smooth = F.conv2d(x, k, groups=c)
     degenerate = x.clone()
     degenerate[..., 1:-1, 1:-1] = smooth
     return _blend(x, degenerate, 1 + v)
@@ -251,11 +254,15 @@ def gaussian_noise(x: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) ->
     return (x + _bcast(sigma) * noise).clamp_(0, 1)
 
 
+BLUR_MAX_SIGMA = 2.0  # px: the blur op's range, and the widest kernel gaussian_blur builds
+
+
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur, standard deviation ``sigma`` px per image, reflect padding."""
+    """Separable Gaussian blur, standard deviation ``sigma`` px per image (up to :data:`BLUR_MAX_SIGMA`), reflect
+    padding. The kernel's width is fixed by that bound, not read from ``sigma`` (no device sync)."""
     b, c, h, w = x.shape
     limit = (min(h, w) - 1) // 2
-    radius = max(1, min(math.ceil(3 * float(sigma.max())), limit))
+    radius = max(1, min(math.ceil(3 * BLUR_MAX_SIGMA), limit))
     offs = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     s = sigma.clamp(min=1e-3).view(-1, 1)
     own_radius = torch.ceil(3 * s).clamp(max=limit)  # each image's kernel is cut at its own 3 sigma
@@ -298,7 +305,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("equalize", equalize),
         OpSpec("invert", invert),
         OpSpec("gaussian_noise", gaussian_noise, 0.0, 0.2, unit="sigma", dense_noise=True),
-        OpSpec("gaussian_blur", gaussian_blur, 0.0, 2.0, unit="sigma px"),
+        OpSpec("gaussian_blur", gaussian_blur, 0.0, BLUR_MAX_SIGMA, unit="sigma px"),
         OpSpec("cutout", cutout, 0.0, 0.5, unit="x size", n_uniform=2),
         OpSpec("crop", crop, 0.0, 0.25, unit="x size padding", n_uniform=2),
     )

@@ -18,3 +18,13 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     g = torch.Generator(device=device)
     g.manual_seed(int(seed))
     return g
+
+
+def canonical_device(device: torch.device | str) -> torch.device:
+    """``device`` as generators and tensors report it: ``cuda`` becomes ``cuda:<current>``, ``cpu:0`` ``cpu``."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    if device.type == "cpu":
+        return torch.device("cpu")
+    return device
