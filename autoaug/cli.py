@@ -55,6 +55,16 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-size", type=_size, default=0.1, help="fraction or count carved from train (default: 0.1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--seed", type=int, default=0)
+    _compute_arguments(p)
+
+
+def _compute_arguments(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    what = "the search's" if default is None else default
+    p.add_argument("--precision", default=default,
+                   help="auto (bfloat16 on CPUs with AMX or AVX512-BF16 and on recent GPUs, float16 on older GPUs, "
+                        f"else float32), fp32, bf16 or fp16 (default: {what})")
+    if default is not None:
+        p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long runs only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="skip the final report (retraining the best policy and the presets on several seeds)")
     p.add_argument("--report-seeds", type=_positive_int, default=3, help="seeds of the final report (default: 3)")
+    _compute_arguments(p)
     p.add_argument("--reports", default="reports", help="folder of the reports (default: ./reports)")
     _compare_argument(p)
     p.set_defaults(func=cmd_search)
@@ -112,12 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("search", help="a search folder (autoaug-runs/NAME) or the MLflow run id of a search")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per policy (default: 3)")
     p.add_argument("--out", default="reports", help="folder of the reports (default: ./reports)")
-    p.add_argument("--robust-size", type=_positive_int, default=2000,
-                   help="test images used for the corruption and FGSM evaluation (default: 2000)")
+    p.add_argument("--robust-size", type=_positive_int, default=1000,
+                   help="test images used for the corruption and FGSM evaluation (default: 1000)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the search's)")
     p.add_argument("--cpus-per-trial", type=float, default=None)
     p.add_argument("--gpus-per-trial", type=float, default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    _compute_arguments(p, default=None)
     _compare_argument(p)
     p.set_defaults(func=cmd_report)
 
@@ -193,8 +205,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _fmt_epoch(m: dict[str, Any], epochs: int) -> str:
+    val = f"val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f}" if "val_acc" in m else f"{'(not validated)':<26}"
     return (f"  epoch {m['epoch']:>3}/{epochs}  train loss {m['train_loss']:.4f} acc {m['train_acc']:.4f}"
-            f"  | val loss {m['val_loss']:.4f} acc {m['val_acc']:.4f}"
+            f"  | {val}"
             f"  | {m['epoch_seconds']:.1f} s, {m['images_per_second']:,.0f} img/s,"
             f" aug {m['aug_ms_per_batch']:.2f} ms/batch")
 
@@ -209,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     configs = [
         TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                     lr=args.lr, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, seed=args.seed + i,
-                    device=args.device)
+                    device=args.device, precision=args.precision, compile=args.compile)
         for i in range(args.seeds)
     ]
     if args.output is not None and not args.output.parent.is_dir():
@@ -255,7 +268,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                          budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
                          storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,
-                         scheduler=args.scheduler,
+                         scheduler=args.scheduler, precision=args.precision, compile=args.compile,
                          echo=lambda line: print(line, flush=True))
     ops = ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in result.best_policy.ops.items())
     print(f"best policy: val_acc {result.best_val_acc:.4f}: {ops or 'no augmentation'}")
@@ -313,7 +326,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     _print_table(make_report(args.search, seeds=args.seeds, out=args.out, compare=_compared(args),
                              tracking_uri=args.tracking_uri,
                              robust_size=args.robust_size, cpus_per_trial=args.cpus_per_trial,
-                             gpus_per_trial=args.gpus_per_trial, address=args.address,
+                             gpus_per_trial=args.gpus_per_trial, address=args.address, precision=args.precision,
                              echo=lambda line: print(line, flush=True)).rows)
     return 0
 

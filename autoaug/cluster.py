@@ -42,19 +42,24 @@ def start_ray(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-def trial_resources(cpus: float | None, gpus: float | None) -> tuple[dict[str, float], float | None]:
-    """Per-trial resources and GPU memory cap: a GPU share when there is a GPU (default 0.25), else a CPU
-    share (default half the cluster's CPUs). Raises when one trial asks for more than the cluster has."""
-    import ray
+def trial_resources(cpus: float | None, gpus: float | None,
+                    cluster: dict[str, float] | None = None) -> tuple[dict[str, float], float | None]:
+    """Per-trial resources and GPU memory cap, from the Ray cluster's resources (``cluster``, default: the
+    running cluster's; the driver's own devices do not count, so a head node without a GPU still sends trials to
+    its GPU workers). A GPU share when the cluster has GPUs (default 0.25: four trials a card), else a CPU share
+    (default half the cluster's CPUs). The memory cap is the share itself for a fraction of a card (fractional
+    GPUs are accounting only), none for whole cards. Raises when one trial asks for more than the cluster has."""
+    if cluster is None:
+        import ray
 
-    total = ray.cluster_resources()
-    have_gpu = total.get("GPU", 0) > 0 and torch.cuda.is_available()
+        cluster = ray.cluster_resources()
+    have_gpu = cluster.get("GPU", 0) > 0
     gpu = (0.25 if have_gpu else 0.0) if gpus is None else gpus
-    cpu = cpus if cpus is not None else (1.0 if gpu > 0 else max(1.0, total.get("CPU", 1) / 2))
-    for name, want, have in (("cpus", cpu, total.get("CPU", 0)), ("gpus", gpu, total.get("GPU", 0))):
+    cpu = cpus if cpus is not None else (1.0 if gpu > 0 else max(1.0, cluster.get("CPU", 1) / 2))
+    for name, want, have in (("cpus", cpu, cluster.get("CPU", 0)), ("gpus", gpu, cluster.get("GPU", 0))):
         if want > have:
             raise AutoaugError(f"{want:g} {name} per trial is more than the {have:g} this Ray cluster has")
-    return {"cpu": cpu, "gpu": gpu}, (gpu * 0.9 if gpu > 0 else None)
+    return {"cpu": cpu, "gpu": gpu}, (gpu if 0 < gpu < 1 else None)
 
 
 def worker_device(gpu_memory_fraction: float | None) -> str:
@@ -64,8 +69,10 @@ def worker_device(gpu_memory_fraction: float | None) -> str:
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1") or 1)))
     gpu_ids = ray.get_gpu_ids()
-    if not gpu_ids or not torch.cuda.is_available():
+    if not gpu_ids:
         return "cpu"
+    if not torch.cuda.is_available():
+        raise AutoaugError(f"Ray gave this worker GPU {gpu_ids[0]}, but torch sees no CUDA device here")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
     index = visible.index(str(gpu_ids[0])) if str(gpu_ids[0]) in visible else 0
     if gpu_memory_fraction is not None:

@@ -34,8 +34,9 @@ def learning_curves(records: Mapping[str, Sequence[dict[str, Any]]], path: Path)
     fig, ax = _figure()
     ax = ax[0, 0]
     for name, runs in records.items():
-        acc = np.array([[m["val_acc"] for m in r["history"]] for r in runs])
-        epochs = np.arange(1, acc.shape[1] + 1)
+        validated = [[m for m in r["history"] if "val_acc" in m] for r in runs]  # the epochs that validated
+        acc = np.array([[m["val_acc"] for m in h] for h in validated])
+        epochs = np.array([m["epoch"] for m in validated[0]])
         mean, std = acc.mean(0), acc.std(0, ddof=1) if len(acc) > 1 else np.zeros(acc.shape[1])
         ax.plot(epochs, mean, marker="o", ms=2.5, label=f"{name} (n={len(acc)})",
                 lw=2.2 if name in ("none", "searched") else 1.2)

@@ -126,10 +126,11 @@ def compared_policies(specs: Sequence[str]) -> list[Policy]:
 def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os.PathLike[str] = "reports",
                 compare: Sequence[str] = BASELINES,
                 tracking_uri: str | None = None, cpus_per_trial: float | None = None,
-                gpus_per_trial: float | None = None, robust_size: int = 2000, address: str | None = None,
-                num_cpus: int | None = None, echo: Callable[[str], None] = print) -> Report:
+                gpus_per_trial: float | None = None, robust_size: int = 1000, address: str | None = None,
+                num_cpus: int | None = None, precision: str | None = None,
+                echo: Callable[[str], None] = print) -> Report:
     """Retrain the best policy of ``search`` and the ``compare`` policies (:func:`compared_policies`) on ``seeds``
-    seeds; write the report under ``out``."""
+    seeds; write the report under ``out``. ``precision``: as the search computed, unless given."""
     if not isinstance(seeds, int) or seeds < 1:
         raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
     if not isinstance(robust_size, int) or robust_size < 1:
@@ -146,7 +147,9 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     from autoaug.train import TrainConfig
 
     data = load_dataset(s["dataset"], train_size=s["train_size"], seed=s["seed"])
-    base = TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"], **found.train_overrides())
+    base = TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"],
+                       precision=precision or s.get("precision", "auto"), compile=s.get("compile", False),
+                       **found.train_overrides())
     settings = FinalSettings(base, robust_size=min(robust_size, len(data.test_y)))
     policies = [replace(found.best, name=SEARCHED), *compared]
     # the search trained every trial with seed s["seed"]: the finals use other seeds, so the best trial's lucky
@@ -272,7 +275,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
 
     from autoaug import plots
     from autoaug.augment import Augmenter
-    from autoaug.train import _to_float
+    from autoaug.batches import to_float
 
     s = found.settings
     pd.DataFrame(rows).to_csv(folder / "comparison.csv", index=False)
@@ -287,7 +290,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
     for name in SEARCH_FILES:  # the report can be made again from these alone: autoaug report FOLDER/search
         shutil.copy2(found.folder / name, folder / "search" / name)
 
-    originals = _to_float(data.train_x[:10])
+    originals = to_float(data.train_x[:10])
     figures = [
         (plots.learning_curves(groups, folder / "learning_curves.png"),
          "Validation accuracy per epoch, mean ± std over seeds"),
@@ -334,12 +337,15 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
               f"so runs differ by their augmentation only (the search trained every trial with seed {s['seed']}, "
               f"so the best trial's own draw is not among them). Robustness on the first {settings.robust_size} "
               "test images: "
-              f"6 corruptions x 5 severities (CIFAR-10-C levels) and FGSM with epsilon {settings.fgsm_epsilon:.4f} "
-              f"(= {settings.fgsm_epsilon * 255:.0f}/255)."),
+              "6 corruptions x 5 severities (CIFAR-10-C levels; each severity on its own fifth of them, the same for "
+              f"every run) and FGSM with epsilon {settings.fgsm_epsilon:.4f} "
+              f"(= {settings.fgsm_epsilon * 255:.0f}/255). Runs compute in {_precisions(records)}."),
         ("h2", "Cost"),
-        ("table", (["policy", "train s (mean)", "augmenting", "peak memory MB", "CPU use"],
+        ("table", (["policy", "train s (mean, with validation)", "evaluation s", "augmenting", "peak memory MB",
+                    "CPU use"],
                    [[r["policy"], f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}",
-                     f"{100 * r['aug_share_mean']:.1f}%", f"{r['peak_memory_mb_mean']:.0f}",
+                     f"{r['eval_seconds_mean']:.1f}", f"{100 * r['aug_share_mean']:.1f}%",
+                     f"{r['peak_memory_mb_mean']:.0f}",
                      "n/a (GPU)" if r["cpu_util_mean"] != r["cpu_util_mean"] else f"{100 * r['cpu_util_mean']:.0f}%"]
                     for r in rows])),
         ("p", f"{_generator_sentence(s)}Search: {_duration(s.get('wall_seconds'))} wall time for {s['trials']} "
@@ -381,6 +387,12 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
         ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
     ]
     return blocks
+
+
+def _precisions(records: Sequence[dict[str, Any]]) -> str:
+    """The precisions the runs computed in (older records hold none: float32)."""
+    names = sorted({r.get("precision", "fp32") for r in records if "error" not in r})
+    return " and ".join(f"`{n}`" for n in names) or "—"
 
 
 def _search_generators(settings: dict[str, Any]) -> dict[str, float]:

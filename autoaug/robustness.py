@@ -34,9 +34,9 @@ from torch import nn
 from torchvision.io import decode_jpeg, encode_jpeg
 
 from autoaug import ops
+from autoaug.batches import to_float
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.seeding import derive_seed, make_generator
-from autoaug.train import _to_float
 
 CorruptionFn = Callable[[torch.Tensor, float, torch.Generator | None], torch.Tensor]
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -120,7 +120,7 @@ def jpeg(x: torch.Tensor, quality: float, generator: torch.Generator | None = No
     """Encode at JPEG ``quality`` (1..100) and decode, image by image on the CPU."""
     q = (x * 255).round_().to(torch.uint8).cpu()
     decoded = decode_jpeg(encode_jpeg([img.contiguous() for img in q], quality=round(quality)))
-    return _to_float(torch.stack(decoded)).to(device=x.device, dtype=x.dtype)
+    return to_float(torch.stack(decoded)).to(device=x.device, dtype=x.dtype)
 
 
 CORRUPTIONS: dict[str, Corruption] = {
@@ -156,32 +156,34 @@ def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
              device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Float images ``[b, C, H, W]`` in ``[0, 1]`` and labels ``[b]`` on ``device``."""
     for i in range(0, len(y), batch_size):
-        yield _to_float(x[i : i + batch_size].to(device)), y[i : i + batch_size].to(device)
+        yield to_float(x[i : i + batch_size].to(device)), y[i : i + batch_size].to(device)
 
 
 def corruption_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                         corruptions: Sequence[str] | None = None, severities: Sequence[int] = SEVERITIES,
-                        batch_size: int = 256, seed: int = 0) -> dict[str, dict[int, float]]:
+                        batch_size: int = 1024, seed: int = 0, split: bool = False) -> dict[str, dict[int, float]]:
     """Accuracy ``{corruption: {severity: acc}}`` of ``model`` on uint8 images ``x [N, C, H, W]``, labels ``y [N]``.
 
-    ``corruptions``: names from :data:`CORRUPTIONS` (default all). Noise is drawn from a generator seeded per
-    corruption and severity from ``seed``. Leaves the model in eval mode.
+    ``corruptions``: names from :data:`CORRUPTIONS` (default all). ``split``: each severity on its own share of
+    the images (image ``i`` at the ``i mod 5``-th severity), so a corruption costs one pass over ``x`` instead
+    of one per severity. Noise is drawn from a generator seeded per corruption and severity from ``seed``.
+    Leaves the model in eval mode.
     """
     _check_data(x, y, batch_size)
     specs = [get_corruption(n) for n in (CORRUPTIONS if corruptions is None else corruptions)]
     severities = [check_severity(s) for s in severities]
     model.eval()
     device = next(model.parameters()).device
-    n = len(y)
     out: dict[str, dict[int, float]] = {}
     with torch.no_grad():
         for spec in specs:
             out[spec.name] = {}
-            for s in severities:
+            for i, s in enumerate(severities):
+                xs, ys = (x[i :: len(severities)], y[i :: len(severities)]) if split else (x, y)
                 generator = make_generator(derive_seed(seed, "corruption", spec.name, s), device)
                 correct = sum(int((model(spec(xb, s, generator)).argmax(1) == yb).sum())
-                              for xb, yb in _batches(x, y, batch_size, device))
-                out[spec.name][s] = correct / n if n else math.nan
+                              for xb, yb in _batches(xs, ys, batch_size, device))
+                out[spec.name][s] = correct / len(ys) if len(ys) else math.nan
     return out
 
 
@@ -199,7 +201,7 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epsilon: float = FG
 
 
 def fgsm_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: float = FGSM_EPSILON,
-                  batch_size: int = 256) -> float:
+                  batch_size: int = 1024) -> float:
     """Accuracy of ``model`` on FGSM examples of uint8 images ``x [N, C, H, W]`` with labels ``y [N]``.
 
     ``epsilon``: L-infinity budget on ``[0, 1]`` images; the default 8/255 is the usual CIFAR-10 budget.

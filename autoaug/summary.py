@@ -21,7 +21,8 @@ METRICS = {  # column -> how to read it from a run record
     "gap": lambda r: r["gap"],
     "corruption_acc": lambda r: r["corruption_acc"],
     "fgsm_acc": lambda r: r["fgsm_acc"],
-    "train_seconds": lambda r: r["train_seconds"],
+    "train_seconds": lambda r: r["train_seconds"],  # training and validation
+    "eval_seconds": lambda r: r.get("eval_seconds", float("nan")),  # test metrics, robustness
     "aug_share": lambda r: r["aug_share"],
     "control_share": lambda r: r.get("control_share", 0.0),  # time in an adaptive controller
     "synthetic_time_share": lambda r: r.get("synthetic_time_share", 0.0),  # time generating images

@@ -1,7 +1,9 @@
 """Plain-PyTorch training with batched on-device augmentation. Knows neither Ray nor MLflow.
 
 ``train(config, data, policy, report)`` calls ``report(metrics)`` once per epoch. The data stays on the
-device as uint8 tensors; each batch is indexed, augmented and normalized there.
+device as uint8 tensors; each batch is indexed, augmented and normalized there (:mod:`autoaug.batches`), and
+the model computes in the run's precision (:mod:`autoaug.precision`). Validation runs at the epochs
+:meth:`TrainConfig.validates` names.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from autoaug.adaptive import controller_for
-from autoaug.augment import apply, sample
+from autoaug.batches import Batches, Stopwatch, synthetic_generator, to_float
 from autoaug.datasets import DatasetSplits
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.models import Normalize, build_model, check_model
 from autoaug.policy import Policy, resolve_policy
+from autoaug.precision import PRECISIONS, Precision, resolve_precision
 from autoaug.seeding import derive_seed, make_generator
-from autoaug.synthetic import Generator, generator_for
+from autoaug.synthetic import Generator
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -48,9 +51,16 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     seed: int = 0
     device: str = "auto"
-    eval_batch_size: int = 256
+    eval_batch_size: int = 1024
+    precision: str = "auto"  # auto, fp32, bf16 or fp16 (autoaug.precision)
+    compile: bool = False  # torch.compile the model
+    val_every: int | None = None  # validate every N epochs and after the last; None: about 10 times a run
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise choice_error("precision", self.precision, PRECISIONS)
+        if self.val_every is not None and (not isinstance(self.val_every, int) or self.val_every < 1):
+            raise AutoaugError(f"val_every {self.val_every!r} must be a positive integer or None")
         if self.optimizer not in OPTIMIZERS:
             raise choice_error("optimizer", self.optimizer, OPTIMIZERS)
         if self.lr_schedule not in LR_SCHEDULES:
@@ -68,6 +78,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def validates(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (1-based) ends with a validation: every ``val_every`` epochs (default: a tenth
+        of the run, at least 1) and always the last."""
+        every = self.val_every or max(1, self.epochs // 10)
+        return epoch % every == 0 or epoch >= self.epochs
+
 
 @dataclass
 class TrainResult:
@@ -76,6 +92,7 @@ class TrainResult:
     model: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    precision: str = "fp32"  # what ``auto`` resolved to
 
 
 def resolve_device(device: str) -> torch.device:
@@ -91,19 +108,15 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def _to_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div_(255)
-
-
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     """Logits ``[N, K]`` for uint8 images ``x [N, C, H, W]`` (moved to the model's device in batches)."""
     model.eval()
     device = next(model.parameters()).device
-    return torch.cat([model(_to_float(x[i : i + batch_size].to(device))) for i in range(0, len(x), batch_size)])
+    return torch.cat([model(to_float(x[i : i + batch_size].to(device))) for i in range(0, len(x), batch_size)])
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> dict[str, float]:
     """``{"loss", "acc"}`` of ``model`` on uint8 images ``x`` with labels ``y``."""
     if len(y) == 0:
         return {"loss": float("nan"), "acc": float("nan")}
@@ -130,36 +143,6 @@ def channel_stats(x: torch.Tensor, chunk_pixels: int = 2**21) -> tuple[torch.Ten
     return mean.float(), var.clamp(min=0).sqrt().float()
 
 
-class _AugTimer:
-    """Accumulates augmentation time without a device sync per batch (CUDA events on the GPU)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.cuda = device.type == "cuda"
-        self.seconds, self.events = 0.0, []
-
-    def __enter__(self) -> _AugTimer:
-        if self.cuda:
-            self.events.append((torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)))
-            self.events[-1][0].record()
-        else:
-            self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.cuda:
-            self.events[-1][1].record()
-        else:
-            self.seconds += time.perf_counter() - self.t0
-
-    def total(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-            self.seconds += sum(a.elapsed_time(b) for a, b in self.events) / 1000
-            self.events.clear()
-        total, self.seconds = self.seconds, 0.0
-        return total
-
-
 def _optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
@@ -171,72 +154,53 @@ def _optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
 class Trainer:
     """One training run, an epoch at a time: ``run_epoch()`` returns that epoch's metrics.
 
-    ``state_dict()`` / ``load_state_dict()`` checkpoint everything a resumed run needs (model, optimizer,
-    learning-rate schedule, random generators, history); ``policy`` may be replaced between epochs (PBT).
-    A policy with an adaptive schedule gets its controller (:mod:`autoaug.adaptive`); AugNet's held-out
-    batch is taken out of the training split.
+    The trainer owns the model (wrapped for its precision), the optimizer, the learning-rate schedule and
+    the gradient scaler; :class:`~autoaug.batches.Batches` owns the data it sees. ``state_dict()`` /
+    ``load_state_dict()`` checkpoint everything a resumed run needs; ``policy`` may be replaced between
+    epochs (PBT). A policy with an adaptive schedule gets its controller (:mod:`autoaug.adaptive`); AugNet's
+    held-out batch is taken out of the training split.
     """
 
     def __init__(self, config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none",
                  generators: Mapping[str, Generator] | None = None) -> None:
-        self.config, self.data, self.policy = config, data, resolve_policy(policy)
+        self.config, self.data = config, data
         self.device = device = resolve_device(config.device)
+        self.precision: Precision = resolve_precision(config.precision, device)
+        policy = resolve_policy(policy)
         c, h, w = data.image_shape
         torch.manual_seed(derive_seed(config.seed, "init"))
         net = build_model(config.model, c, data.num_classes, min(h, w))
-        self.controller = controller_for(self.policy, derive_seed(config.seed, "controller"))
+        self.controller = controller_for(policy, derive_seed(config.seed, "controller"))
         train_x, train_y = data.train_x, data.train_y
         if self.controller is not None and self.controller.holdout:
             train_x, train_y = self._hold_out(train_x, train_y, self.controller.holdout)
         if self.controller is not None and self.controller.validation:
             order = torch.randperm(len(data.val_y), generator=make_generator(derive_seed(config.seed, "validation")))
             pick = order[: self.controller.validation]
-            self.controller.set_validation(_to_float(data.val_x[pick].to(device)), data.val_y[pick].to(device))  # type: ignore[attr-defined]
-        self.x, self.y = train_x.to(device), train_y.to(device)
-        self.model = nn.Sequential(Normalize(*channel_stats(train_x)), net).to(device)
-
-        n = len(self.y)
-        self.batch_size = min(config.batch_size, n)
-        self.synthetic, self.fake = self._generator(generators or {}), 0
-        if self.synthetic is not None:  # `fake` of every batch are generated; every epoch still sees each real image
-            self.fake = min(round(self.policy.synthetic.ratio * self.batch_size), self.batch_size - 1)  # type: ignore[union-attr]
-            self.synthetic_rng = make_generator(derive_seed(config.seed, "synthetic"), device)
-        self.steps = n // (self.batch_size - self.fake)  # drop the last partial batch (BatchNorm needs > 1 sample)
-        total_steps = self.steps * config.epochs
+            self.controller.set_validation(to_float(data.val_x[pick].to(device)), data.val_y[pick].to(device))  # type: ignore[attr-defined]
+        self.val_x, self.val_y = data.val_x.to(device), data.val_y.to(device)
+        self.model = self.precision.wrap(nn.Sequential(Normalize(*channel_stats(train_x)), net).to(device))
+        if config.compile:
+            self.model.module = torch.compile(self.model.module)  # type: ignore[assignment]
+        self.batches = Batches(train_x, train_y, batch_size=config.batch_size, num_classes=data.num_classes,
+                               policy=policy, seed=config.seed, device=device, controller=self.controller,
+                               synthetic=synthetic_generator(policy, data, config.seed, device, generators or {}))
+        total_steps = self.batches.steps * config.epochs
         self.opt = _optimizer(config, self.model.parameters())
         cosine = lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps))  # noqa: E731
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, cosine) if config.lr_schedule == "cosine" else None
-        self.augment_rng = make_generator(derive_seed(config.seed, "augment"), device)
-        self.shuffle = make_generator(derive_seed(config.seed, "shuffle"))
-        self.aug_timer, self.control_timer, self.synthetic_timer = (_AugTimer(device) for _ in range(3))
+        self.scaler = self.precision.grad_scaler()
+        self.control_timer = Stopwatch(device)
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
 
-    def _generator(self, given: Mapping[str, Generator]) -> Generator | None:
-        """The generator a policy's ``synthetic`` setting asks for: given, else the cached one (trained now if
-        there is none) for this training split and seed."""
-        syn = self.policy.synthetic
-        if syn is None or syn.ratio == 0:
-            return None
-        if syn.generator in given:
-            return given[syn.generator].to(self.device)
-        return generator_for(syn.generator, self.data, seed=self.config.seed, epochs=syn.epochs, device=self.device,
-                             echo=lambda line: None)[0]
+    @property
+    def policy(self) -> Policy:
+        return self.batches.policy
 
-    def _batch(self, idx: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Real images ``idx`` plus ``self.fake`` generated ones with uniform labels, augmented as the policy says."""
-        xb, yb = _to_float(self.x[idx]), self.y[idx]
-        if self.synthetic is None:
-            with self.aug_timer:
-                return self._augment(xb, progress), yb
-        with self.synthetic_timer:
-            labels = torch.randint(self.data.num_classes, (self.fake,), generator=self.synthetic_rng,
-                                   device=self.device)
-            fake = self.synthetic.sample(labels, self.synthetic_rng)
-        with self.aug_timer:
-            if self.policy.synthetic.augment:  # type: ignore[union-attr]
-                return self._augment(torch.cat([xb, fake]), progress), torch.cat([yb, labels])
-            return torch.cat([self._augment(xb, progress), fake]), torch.cat([yb, labels])
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self.batches.policy = policy
 
     def _hold_out(self, x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Give ``size`` seeded random training images to the controller; returns the rest."""
@@ -245,72 +209,67 @@ class Trainer:
                                f"images; lower the schedule's 'holdout'")
         order = torch.randperm(len(y), generator=make_generator(derive_seed(self.config.seed, "holdout")))
         held, keep = order[:size], order[size:].sort().values
-        self.controller.set_holdout(_to_float(x[held].to(self.device)), y[held].to(self.device))  # type: ignore[union-attr]
+        self.controller.set_holdout(to_float(x[held].to(self.device)), y[held].to(self.device))  # type: ignore[union-attr]
         return x[keep], y[keep]
 
-    def _augment(self, xb: torch.Tensor, progress: float) -> torch.Tensor:
-        policy, factor = self.controller.current(progress) if self.controller else (self.policy, None)
-        if not policy.at(progress).ops:
-            return xb
-        return apply(xb, sample(policy, xb.shape, progress, self.augment_rng, self.device, factor))
-
-    def _magnitudes(self, progress: float) -> dict[str, float]:
-        """The magnitude factor and each op's magnitude in force at ``progress``, for the logs."""
-        policy, factor = self.controller.current(progress) if self.controller else (self.policy, None)
-        factor = policy.schedule.factor(progress) if factor is None else factor
-        return {"magnitude": factor, **{f"magnitude/{k}": v for k, v in policy.magnitudes(progress, factor).items()}}
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; the batch's summed loss and number of correct predictions, on the device."""
+        logits = self.model(xb)
+        loss = F.cross_entropy(logits, yb)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        if self.sched:
+            self.sched.step()
+        return loss.detach(), (logits.argmax(1) == yb).sum()
 
     def run_epoch(self) -> dict[str, Any]:
-        """Train one epoch and validate; returns its metrics (see :func:`train`)."""
-        cfg, model, epoch, steps, bs = self.config, self.model, self.epoch, self.steps, self.batch_size
-        real = bs - self.fake
+        """Train one epoch and validate where the config says; returns its metrics (see :func:`train`)."""
+        cfg, model, epoch, batches = self.config, self.model, self.epoch, self.batches
+        steps = batches.steps
         t0 = time.perf_counter()
-        logged = self._magnitudes(epoch / cfg.epochs)
+        logged = batches.magnitudes(epoch / cfg.epochs)
         model.train()
         lr = self.opt.param_groups[0]["lr"]
-        perm = torch.randperm(len(self.y), generator=self.shuffle).to(self.device)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        for i in range(steps):
-            xb, yb = self._batch(perm[i * real : (i + 1) * real], (epoch + i / steps) / cfg.epochs)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            if self.sched:
-                self.sched.step()
-            loss_sum += loss.detach()
-            correct += (logits.argmax(1) == yb).sum()
+        for i, (xb, yb) in enumerate(batches.epoch(epoch, cfg.epochs)):
+            loss, right = self._step(xb, yb)
+            loss_sum += loss
+            correct += right
             if self.controller is not None:
                 with self.control_timer:
                     self.controller.after_step(model, epoch * steps + i + 1)
         train_loss = loss_sum.item() / steps
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch + 1}")
-        aug_s, control_s, synthetic_s = self.aug_timer.total(), self.control_timer.total(), self.synthetic_timer.total()
-        epoch_s = time.perf_counter() - t0
-        val = evaluate(model, self.data.val_x, self.data.val_y, cfg.eval_batch_size)
+        aug_s, control_s = batches.aug_timer.total(), self.control_timer.total()
+        synthetic_s = batches.synthetic_timer.total()
+        train_s = time.perf_counter() - t0
         metrics = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
-            "train_acc": correct.item() / (steps * bs),
-            "val_loss": val["loss"],
-            "val_acc": val["acc"],
+            "train_acc": correct.item() / (steps * batches.size),
             "lr": lr,
-            "epoch_seconds": epoch_s,
-            "images_per_second": steps * bs / epoch_s,
+            "images_per_second": steps * batches.size / train_s,
             "aug_ms_per_batch": 1000 * aug_s / steps,
             "aug_seconds": aug_s,
             "control_seconds": control_s,
             "synthetic_seconds": synthetic_s,
-            "synthetic_share": self.fake / bs,
+            "synthetic_share": batches.fake / batches.size,
             **logged,
         }
+        # the feedback controller and AugNet read every epoch's validation
+        if self.controller is not None or cfg.validates(epoch + 1):
+            t1 = time.perf_counter()
+            val = evaluate(model, self.val_x, self.val_y, cfg.eval_batch_size)
+            metrics.update(val_loss=val["loss"], val_acc=val["acc"], val_seconds=time.perf_counter() - t1)
         if self.controller is not None:
             t1 = time.perf_counter()
             metrics.update(self.controller.after_epoch(epoch + 1, metrics))
             metrics["control_seconds"] += time.perf_counter() - t1
+        metrics["epoch_seconds"] = time.perf_counter() - t0
         self.history.append(metrics)
         self.epoch += 1
         return metrics
@@ -320,21 +279,20 @@ class Trainer:
         if self.controller is not None:
             raise AutoaugError(f"a run with the adaptive schedule {self.policy.schedule.kind!r} cannot be checkpointed")
         return {"epoch": self.epoch, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
-                "sched": self.sched.state_dict() if self.sched else None, "shuffle": self.shuffle.get_state(),
-                "augment": self.augment_rng.get_state(), "history": self.history,
-                "synthetic": self.synthetic_rng.get_state() if self.synthetic is not None else None,
+                "sched": self.sched.state_dict() if self.sched else None, "scaler": self.scaler.state_dict(),
+                "batches": self.batches.state_dict(), "history": self.history,
                 "torch_rng": torch.get_rng_state(),  # dropout draws from the global generator
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`state_dict`, whatever device ``torch.load`` mapped its tensors to."""
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         if self.sched and state["sched"]:
             self.sched.load_state_dict(state["sched"])
-        self.shuffle.set_state(state["shuffle"])
-        self.augment_rng.set_state(state["augment"])
-        if self.synthetic is not None and state.get("synthetic") is not None:
-            self.synthetic_rng.set_state(state["synthetic"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.batches.load_state_dict(state["batches"])
         torch.set_rng_state(state["torch_rng"].cpu())
         if self.device.type == "cuda" and state["cuda_rng"] is not None:
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
@@ -345,14 +303,15 @@ def train(config: TrainConfig, data: DatasetSplits, policy: Policy | str = "none
           report: Report | None = None) -> TrainResult:
     """Train ``config.model`` on ``data.train`` with ``policy``; validate on ``data.val`` every epoch.
 
-    ``report(metrics)`` gets, per epoch: ``epoch, train_loss, train_acc, val_loss, val_acc, lr, magnitude``
-    (the magnitude factor in force at the epoch's start), ``magnitude/OP`` (each op's magnitude),
-    ``epoch_seconds, images_per_second, aug_ms_per_batch, aug_seconds, control_seconds`` (time spent in an
-    adaptive controller), and the controller's own values. Raises :class:`TrainingDiverged` on a NaN loss.
+    ``report(metrics)`` gets, per epoch: ``epoch, train_loss, train_acc, lr, magnitude`` (the magnitude factor
+    in force at the epoch's start), ``magnitude/OP`` (each op's magnitude), ``epoch_seconds`` (training and
+    validation), ``images_per_second, aug_ms_per_batch, aug_seconds, control_seconds`` (time spent in an
+    adaptive controller), the controller's own values, and on the epochs that validate (see
+    :meth:`TrainConfig.validates`) ``val_loss, val_acc, val_seconds``. Raises :class:`TrainingDiverged` on a NaN loss.
     The test split is never touched here.
     """
     trainer = Trainer(config, data, policy)
-    result = TrainResult(model=trainer.model)
+    result = TrainResult(model=trainer.model, precision=trainer.precision.name)
     start = time.perf_counter()
     while trainer.epoch < config.epochs:
         metrics = trainer.run_epoch()

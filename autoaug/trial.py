@@ -22,4 +22,5 @@ def run_trial(config: dict[str, Any], *, data: dict[str, Any], space: SearchSpac
     policy = space.to_policy(config)
     # every trial shares the seed: same initialization and batch order, so trials differ only by policy
     cfg = replace(base, device=worker_device(gpu_memory_fraction), **space.train_overrides(config))
-    train(cfg, unpack(data), policy, report=lambda m: tune.report(m))
+    # a result per validation: ASHA's rungs (time attribute `epoch`) fall on validated epochs (tune._val_every)
+    train(cfg, unpack(data), policy, report=lambda m: tune.report(m) if "val_acc" in m else None)

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,8 +185,12 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 gpus_per_trial: float | None = None, seed: int = 0, address: str | None = None,
                 storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
                 tracking_uri: str | None = None, num_cpus: int | None = None, scheduler: str = "asha",
+                precision: str = "auto", compile: bool = False,
                 echo: Callable[[str], None] = print) -> SearchResult:
-    """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial."""
+    """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial.
+
+    ``precision`` (auto, fp32, bf16, fp16) and ``compile`` set how every trial computes
+    (:mod:`autoaug.precision`); ``auto`` resolves on each trial's device."""
     if budget not in BUDGETS:
         raise choice_error("budget", budget, BUDGETS)
     if scheduler not in SCHEDULERS:
@@ -195,7 +199,9 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     trials, epochs, model = trials or b.trials, epochs or b.epochs, model or b.model
     train_size = train_size if train_size is not None else b.train_size
     search_space = load_space(space or space_for_dataset(dataset))
-    base = TrainConfig(model=model, epochs=epochs, batch_size=b.batch_size, seed=seed)
+    grace = min(b.grace, epochs)
+    base = TrainConfig(model=model, epochs=epochs, batch_size=b.batch_size, seed=seed, precision=precision,
+                       compile=compile, val_every=1 if scheduler == "pbt" else _val_every(grace, epochs))
     root = Path(storage).expanduser().resolve()
     if resume:
         out = root / name if name else _latest_unfinished(root, dataset)
@@ -211,7 +217,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     tracking_uri = tracking_uri or default_tracking_uri()
     settings = {"dataset": dataset, "space": search_space.source, "model": model, "trials": trials,
                 "epochs": epochs, "batch_size": b.batch_size, "budget": budget, "train_size": train_size,
-                "scheduler": scheduler, "seed": seed}
+                "scheduler": scheduler, "seed": seed, "precision": precision, "compile": compile}
     tracker = SearchTracker(tracking_uri, dataset, out, {**settings, **_versions()})
     if not resume:
         (out / "search.json").write_text(json.dumps(settings, indent=2))
@@ -219,16 +225,6 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     t_start = time.perf_counter() - json.loads((out / "search.json").read_text()).get("wall_seconds", 0.0)
     data = load_dataset(dataset, train_size=train_size, seed=seed)
     echo(f"{data.summary()}; space {search_space.source}; {trials} trials x up to {epochs} epochs")
-    if search_space.synthetic_ratio is not None:  # train the generators once here; every trial loads them
-        from autoaug.synthetic import generator_for
-        from autoaug.train import resolve_device
-
-        for kind in search_space.generators:
-            _, seconds = generator_for(kind, data, seed=seed, epochs=search_space.generator_epochs,
-                                       device=resolve_device("auto"), echo=echo)
-            settings[f"generator_seconds.{kind}"] = seconds
-            tracker.log_metrics(tracker.parent_id, {f"generator_seconds.{kind}": seconds}, step=0)
-            echo(f"generator {kind} ready (trained in {seconds:.0f} s, cached)")
     echo(f"MLflow: run {tracker.parent_id} in {tracking_uri}")
 
     import ray
@@ -246,8 +242,17 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     started = start_ray(address, num_cpus)
     try:
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
+        packed = pack(data)
+        if search_space.synthetic_ratio is not None:  # trained once, in a task with a trial's resources
+            task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_retries=0)(_train_generators)
+            spent = ray.get(task.remote(packed, search_space.generators, seed, search_space.generator_epochs,
+                                        mem_fraction))
+            for kind, seconds in spent.items():
+                settings[f"generator_seconds.{kind}"] = seconds
+                tracker.log_metrics(tracker.parent_id, {f"generator_seconds.{kind}": seconds}, step=0)
+                echo(f"generator {kind} ready (trained in {seconds:.0f} s, cached)")
         trainable = tune.with_resources(
-            tune.with_parameters(pbt.run_pbt_trial if scheduler == "pbt" else run_trial, data=pack(data),
+            tune.with_parameters(pbt.run_pbt_trial if scheduler == "pbt" else run_trial, data=packed,
                                  space=search_space, base=base, gpu_memory_fraction=mem_fraction),
             resources)
         callbacks = [_progress_callback(out.name, trials, epochs), tune_callback(tracker.parent_id, epochs)]
@@ -260,8 +265,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             else:
                 search_alg = _searcher(search_space, seed, base, trials)
             if scheduler == "asha":
-                trial_scheduler = ASHAScheduler(time_attr="training_iteration", max_t=epochs,
-                                                grace_period=min(b.grace, epochs), reduction_factor=3)
+                trial_scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=3)
             tuner = tune.Tuner(
                 trainable, param_space=param_space,
                 tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, num_samples=trials, reuse_actors=True,
@@ -298,6 +302,23 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json",
                                 _space_file(search_space)])
+
+
+def _val_every(grace: int, epochs: int) -> int:
+    """Validate about ten times a trial, on every ASHA rung: rungs fall at multiples of ``grace`` (grace x 3^k),
+    so the interval is the largest divisor of ``grace`` up to a tenth of ``epochs``."""
+    return max(d for d in range(1, grace + 1) if grace % d == 0 and d <= max(1, epochs // 10))
+
+
+def _train_generators(packed: Any, kinds: Sequence[str], seed: int, epochs: int,
+                      gpu_memory_fraction: float | None) -> dict[str, float]:
+    """Ray task: train (or load from the cache) each generator of ``kinds``; their training seconds."""
+    from autoaug.cluster import unpack, worker_device
+    from autoaug.synthetic import generator_for
+
+    device, data = worker_device(gpu_memory_fraction), unpack(packed)
+    return {kind: generator_for(kind, data, seed=seed, epochs=epochs, device=device, echo=lambda line: None)[1]
+            for kind in kinds}
 
 
 def _fit(tuner: Any) -> Any:

@@ -69,7 +69,7 @@ def main() -> None:
             epoch = statistics.median(m["epoch_seconds"] for m in history)
             generating = statistics.median(m["synthetic_seconds"] for m in history)
             base = base or epoch
-            epoch_rows.append(f"| {ratio:g} | {kind} | {trainer.steps} | {epoch:.2f} | {generating:.2f} | "
+            epoch_rows.append(f"| {ratio:g} | {kind} | {trainer.batches.steps} | {epoch:.2f} | {generating:.2f} | "
                               f"{epoch / base:.2f}x |")
             print(epoch_rows[-1], flush=True)
 

@@ -87,11 +87,11 @@ def test_feedback_every_n_batches_decides_within_epochs(data) -> None:
     ctl = trainer.controller
     assert ctl.val[0].shape == (len(data.val_y), 1, 28, 28) and ctl.val[0].dtype == torch.float32
     history = [trainer.run_epoch() for _ in range(2)]
-    steps = trainer.steps * 2
+    steps = trainer.batches.steps * 2
     assert [d.at for d in ctl.decisions] == list(range(3, steps + 1, 3))  # a reading every 3 batches
     assert sum(d.action != 0 for d in ctl.decisions) > 0  # window 1, tol 0: every reading after the first acts
     for m in history:
-        assert m["feedback/ups"] + m["feedback/downs"] <= trainer.steps // 3 + 1
+        assert m["feedback/ups"] + m["feedback/downs"] <= trainer.batches.steps // 3 + 1
     assert history[-1]["feedback/level"] == ctl.decisions[-1].level == ctl.level
     trainer.model.train()
     ctl.after_step(trainer.model, 3 * 100)
@@ -101,7 +101,7 @@ def test_feedback_every_n_batches_decides_within_epochs(data) -> None:
 def test_training_with_augnet_holds_out_images_and_logs_its_outputs(data) -> None:
     policy = Policy(ops=PRESETS["augnet"].ops, schedule=Schedule("augnet", {"segment": 2, "holdout": 100}))
     trainer = Trainer(TrainConfig(model="smallcnn", epochs=2, batch_size=100), data, policy)
-    assert len(trainer.y) == len(data.train_y) - 100 and trainer.steps == 11
+    assert len(trainer.batches.y) == len(data.train_y) - 100 and trainer.batches.steps == 11
     first = [p.detach().clone() for p in trainer.controller.net.parameters()]
     m = trainer.run_epoch()
     for op, cfg in policy.ops.items():

@@ -137,9 +137,10 @@ def test_each_batch_holds_the_exact_synthetic_share() -> None:
     gen = Generator(GeneratorSpec("vae", data.name, data.image_shape, 2))  # untrained: only the mixing is tested
     policy = Policy(ops={"invert": OpConfig(0.0, 1.0)}, synthetic=Synthetic(0.25, "vae", augment=False))
     trainer = Trainer(TrainConfig(model="smallcnn", epochs=1, batch_size=64), data, policy, generators={"vae": gen})
-    assert trainer.fake == 16 and trainer.steps == 512 // 48  # every epoch still sees every real image once
-    state = trainer.synthetic_rng.get_state()
-    xb, yb = trainer._batch(torch.arange(48), 0.0)
+    # every epoch still sees every real image once
+    assert trainer.batches.fake == 16 and trainer.batches.steps == 512 // 48
+    state = trainer.batches.synthetic_rng.get_state()
+    xb, yb = trainer.batches._batch(torch.arange(48), 0.0)
     assert xb.shape == (64, 1, 8, 8) and torch.equal(yb[:48], data.train_y[:48])
     assert torch.allclose(xb[:48], 1 - data.train_x[:48].float() / 255)  # the real images went through the policy
     rng = make_generator(0)

@@ -8,7 +8,8 @@ from autoaug.errors import AutoaugError
 from autoaug.models import build_model
 from autoaug.train import TrainConfig, TrainingDiverged, channel_stats, evaluate, train
 
-KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "magnitude", "epoch_seconds", "aug_seconds",
+KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_seconds", "lr", "magnitude", "epoch_seconds",
+        "aug_seconds",
         "images_per_second", "aug_ms_per_batch", "control_seconds", "synthetic_seconds",
         "synthetic_share"}
 
