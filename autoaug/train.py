@@ -270,6 +270,8 @@ class Trainer:
             metrics.update(self.controller.after_epoch(epoch + 1, metrics))
             metrics["control_seconds"] += time.perf_counter() - t1
         metrics["epoch_seconds"] = time.perf_counter() - t0
+        if self.device.type == "cuda":  # the allocator's own count: no device sync
+            metrics["gpu_memory_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         self.history.append(metrics)
         self.epoch += 1
         return metrics

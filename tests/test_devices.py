@@ -18,7 +18,7 @@ from autoaug.train import TrainConfig, Trainer
 @pytest.mark.parametrize(
     ("cluster", "gpus", "want", "cap"),
     [
-        ({"CPU": 16, "GPU": 1}, None, {"cpu": 1.0, "gpu": 0.25}, 0.25),  # four trials a card, each capped to its share
+        ({"CPU": 16, "GPU": 1}, None, {"cpu": 1.0, "gpu": 0.25}, 0.25),  # four trials a card, capped to a quarter
         ({"CPU": 16, "GPU": 8}, 1.0, {"cpu": 1.0, "gpu": 1.0}, None),  # a whole card: no cap
         ({"CPU": 16, "GPU": 8}, 2.0, {"cpu": 1.0, "gpu": 2.0}, None),  # several cards: no cap above 1
         ({"CPU": 2}, None, {"cpu": 1.0, "gpu": 0.0}, None),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -18,7 +20,7 @@ def data():
 
 
 def test_auto_follows_the_cpu_flags() -> None:
-    flags = open("/proc/cpuinfo").read().split()
+    flags = Path("/proc/cpuinfo").read_text().split()
     native = ("amx_bf16" in flags or "avx512_bf16" in flags) and torch.backends.mkldnn.is_available()
     assert cpu_has_fast_bf16() == native
     assert resolve_precision("auto", torch.device("cpu")).name == ("bf16" if native else "fp32")
