@@ -24,7 +24,8 @@ from autoaug.train import TrainConfig, Trainer
         ({"CPU": 2}, None, {"cpu": 1.0, "gpu": 0.0}, None),
     ],
 )
-def test_trial_resources_come_from_the_cluster(cluster: dict, gpus: float | None, want: dict, cap: float | None) -> None:
+def test_trial_resources_come_from_the_cluster(cluster: dict, gpus: float | None, want: dict,
+                                               cap: float | None) -> None:
     """The cluster's GPUs count, whether or not the driver has one (a CPU-only head node)."""
     assert trial_resources(None, gpus, cluster) == (want, cap)
 
