@@ -239,9 +239,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"seed {cfg.seed}:")
         result = train(cfg, data, policy, report=lambda m, e=cfg.epochs: print(_fmt_epoch(m, e), flush=True))
         test = evaluate(result.model, data.test_x, data.test_y)
-        print(f"  test acc {test['acc']:.4f}  loss {test['loss']:.4f}  ({result.seconds:.1f} s)")
+        print(f"  test acc {test['acc']:.4f}  loss {test['loss']:.4f}  ({result.seconds:.1f} s, {result.precision})")
         runs.append({"seed": cfg.seed, "test_acc": test["acc"], "test_loss": test["loss"],
-                     "train_seconds": result.seconds, "history": result.history})
+                     "train_seconds": result.seconds, "precision": result.precision, "history": result.history})
     if len(runs) > 1:
         m, s = mean_std([r["test_acc"] for r in runs])
         print(f"test acc over {len(runs)} seeds: {m:.4f} ± {s:.4f} (mean ± std)")
