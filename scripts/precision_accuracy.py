@@ -65,8 +65,8 @@ def main() -> None:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     command = " ".join(["python scripts/precision_accuracy.py", *sys.argv[1:]])
     lines = [f"# Precision and accuracy: {args.dataset}", "",
-             f"`{args.model}`, {args.epochs} epochs, batch {args.batch_size}, {args.train_size} training images, policy "
-             f"`{args.policy}`, seeds {', '.join(map(str, seeds))}; each run `autoaug train` with one thread, "
+             f"`{args.model}`, {args.epochs} epochs, batch {args.batch_size}, {args.train_size} training images, "
+             f"policy `{args.policy}`, seeds {', '.join(map(str, seeds))}; each run `autoaug train` with one thread, "
              f"{args.jobs} at a time ({wall / 60:.1f} min in all). Machine: {platform.machine()}, git {rev}.", "",
              f"Command: `{command}`", "",
              "| precision | " + " | ".join(f"seed {s}" for s in seeds) + " | test acc mean ± std | s per run |",
