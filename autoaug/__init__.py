@@ -21,6 +21,9 @@ _LAZY = {
     "TrainConfig": "autoaug.train",
     "train": "autoaug.train",
     "evaluate": "autoaug.train",
+    "tune_policy": "autoaug.tune",
+    "SearchResult": "autoaug.tune",
+    "make_report": "autoaug.report",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -73,3 +73,11 @@ def test_train_smoke_writes_results(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert [r["seed"] for r in result["runs"]] == [0, 1] and result["policy"]["name"] == "trivialaugment"
     assert all(0.1 < r["test_acc"] <= 1.0 for r in result["runs"])
+
+
+def test_the_api_is_at_the_top_and_loads_lazily() -> None:
+    code = ("import sys, autoaug; light = sorted({'torch', 'ray', 'mlflow'} & set(sys.modules)); "
+            "from autoaug import tune_policy, make_report, SearchResult; import autoaug.tune, autoaug.report; "
+            "print(light, tune_policy is autoaug.tune.tune_policy, make_report is autoaug.report.make_report)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True True"
