@@ -119,7 +119,7 @@ def _generator(policy: Policy) -> str:
 def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.5), generator: str = "vae",
                      policy: str = "none", seeds: int = 3, model: str = "convnet", epochs: int = 30,
                      train_size: int | None = 4000, batch_size: int = 64, generator_epochs: int = 20,
-                     robust_size: int = 1000, out: str | os.PathLike[str] = "reports",
+                     robust_size: int = 500, out: str | os.PathLike[str] = "reports",
                      cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
                      address: str | None = None, num_cpus: int | None = None,
                      echo: Callable[[str], None] = print) -> Path:

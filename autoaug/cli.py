@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("search", help="a search folder (autoaug-runs/NAME) or the MLflow run id of a search")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per policy (default: 3)")
     p.add_argument("--out", default="reports", help="folder of the reports (default: ./reports)")
-    p.add_argument("--robust-size", type=_positive_int, default=1000,
-                   help="test images used for the corruption and FGSM evaluation (default: 1000)")
+    p.add_argument("--robust-size", type=_positive_int, default=500,
+                   help="test images used for the corruption and FGSM evaluation (default: 500)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the search's)")
     p.add_argument("--cpus-per-trial", type=float, default=None)
     p.add_argument("--gpus-per-trial", type=float, default=None)

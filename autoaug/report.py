@@ -126,7 +126,7 @@ def compared_policies(specs: Sequence[str]) -> list[Policy]:
 def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os.PathLike[str] = "reports",
                 compare: Sequence[str] = BASELINES,
                 tracking_uri: str | None = None, cpus_per_trial: float | None = None,
-                gpus_per_trial: float | None = None, robust_size: int = 1000, address: str | None = None,
+                gpus_per_trial: float | None = None, robust_size: int = 500, address: str | None = None,
                 num_cpus: int | None = None, precision: str | None = None,
                 echo: Callable[[str], None] = print) -> Report:
     """Retrain the best policy of ``search`` and the ``compare`` policies (:func:`compared_policies`) on ``seeds``
