@@ -128,7 +128,7 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
         raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
     policies = ratio_policies(resolve_policy(policy), ratios, generator, generator_epochs)
     from autoaug.cluster import start_ray, trial_resources
-    from autoaug.datasets import load_dataset
+    from autoaug.datasets import folder_name, load_dataset
     from autoaug.final import FinalSettings, run_finals
     from autoaug.summary import by_policy, comparison_rows
     from autoaug.train import TrainConfig
@@ -163,7 +163,7 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
     if order[0] not in groups:
         raise AutoaugError("every run at ratio 0 failed: nothing to compare with")
     rows = comparison_rows(groups, reference_name=order[0])
-    folder = Path(out).expanduser().resolve() / f"{data.name}-synthetic-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = Path(out).expanduser().resolve() / f"{folder_name(data.name)}-synthetic-{time.strftime('%Y%m%d-%H%M%S')}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     staging.chmod(0o755)

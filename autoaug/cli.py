@@ -332,14 +332,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from autoaug.datasets import load_dataset
+    from autoaug.datasets import folder_name, load_dataset
     from autoaug.errors import AutoaugError, choice_error
     from autoaug.synthetic import GENERATORS, cache_path, generator_for, sample_grid
     from autoaug.train import resolve_device
 
     if args.model not in GENERATORS:
         raise choice_error("generator", args.model, GENERATORS)
-    out = args.out or Path(f"{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}-samples.png")
+    out = args.out or Path(f"{folder_name(args.dataset)}-{args.model}-samples.png")
     if not out.resolve().parent.is_dir():
         raise AutoaugError(f"folder of --out {str(out)!r} does not exist")
     device = resolve_device(args.device)

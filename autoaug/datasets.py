@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import socket
 import struct
 from collections.abc import Callable, Iterable
@@ -148,6 +149,15 @@ PREFIXED = {
     "parquet": "PATH/train*.parquet and PATH/test*.parquet in the hub schema (image + label columns)",
 }
 DEFAULT_DATASET = "fashion_mnist_small"
+
+
+def folder_name(spec: str) -> str:
+    """A file-name-safe form of a dataset spec for folders and experiment names: ``imagefolder:/data/pets`` ->
+    ``imagefolder-pets``, ``parquet:../cifar10-train-resplit/`` -> ``parquet-cifar10-train-resplit``."""
+    kind, sep, path = spec.partition(":")
+    if sep:
+        spec = f"{kind}-{Path(path.rstrip('/')).name or 'root'}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("._") or "dataset"
 
 
 def source_names() -> list[str]:

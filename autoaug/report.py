@@ -142,7 +142,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     out_root.mkdir(parents=True, exist_ok=True)
 
     from autoaug.cluster import start_ray, trial_resources
-    from autoaug.datasets import load_dataset
+    from autoaug.datasets import folder_name, load_dataset
     from autoaug.final import FinalSettings, run_finals
     from autoaug.train import TrainConfig
 
@@ -158,11 +158,11 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     echo(f"{data.summary()}; retraining {len(policies)} policies x {seeds} seeds "
          f"({base.model}, {base.epochs} epochs) and evaluating on the test split")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = out_root / f"{s['dataset']}-{stamp}"
+    folder = out_root / f"{folder_name(s['dataset'])}-{stamp}"
     for i in itertools.count(2):
         if not folder.exists():
             break
-        folder = out_root / f"{s['dataset']}-{stamp}-{i}"
+        folder = out_root / f"{folder_name(s['dataset'])}-{stamp}-{i}"
     tracker = _tracker(found, echo)
     # finished runs are journaled as they arrive and the journal is kept: the same report command after a crash
     # or Ctrl-C trains only the missing runs, and after a finished report remakes it without training

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoaug.datasets import load_dataset
+from autoaug.datasets import folder_name, load_dataset
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.policy import PRESETS, Policy
 from autoaug.search_space import SearchSpace, load_space, space_for_dataset
@@ -208,7 +208,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         if out is None or not out.is_dir():
             raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
     else:
-        out = root / (name or f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        out = root / (name or f"{folder_name(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
         if out.exists():
             raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
 

@@ -165,3 +165,14 @@ def test_real_fashion_mnist_from_debian() -> None:
     assert d.image_shape == (1, 28, 28) and d.classes[0] == "T-shirt/top"
     assert torch.bincount(d.test_y).tolist() == [1000] * 10
     assert 60 < d.train_x.float().mean().item() < 90  # real clothing images, not noise
+
+
+@pytest.mark.parametrize(("spec", "name"), [
+    ("fashion_mnist_small", "fashion_mnist_small"), ("imagefolder:/data/pets", "imagefolder-pets"),
+    ("parquet:../shared/data/cifar10-train-resplit/", "parquet-cifar10-train-resplit"),
+    ("imagefolder:~/my data:v2", "imagefolder-my_data_v2"), ("parquet:/", "parquet-root"),
+])
+def test_folder_names_of_dataset_specs_are_safe(spec: str, name: str) -> None:
+    from autoaug.datasets import folder_name
+
+    assert folder_name(spec) == name and "/" not in name and ":" not in name
