@@ -152,11 +152,15 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
                        **found.train_overrides())
     settings = FinalSettings(base, robust_size=min(robust_size, len(data.test_y)))
     policies = [replace(found.best, name=SEARCHED), *compared]
+    twin = twin_of(found.best, compared)
+    trained = compared if twin else policies  # a compared policy equal to the searched one is trained once
     # the search trained every trial with seed s["seed"]: the finals use other seeds, so the best trial's lucky
     # draw (initialization, batch order, augmentation) does not carry over into the comparison
     seed_list = [s["seed"] + 1 + i for i in range(seeds)]
-    echo(f"{data.summary()}; retraining {len(policies)} policies x {seeds} seeds "
+    echo(f"{data.summary()}; retraining {len(trained)} policies x {seeds} seeds "
          f"({base.model}, {base.epochs} epochs) and evaluating on the test split")
+    if twin:
+        echo(f"the searched policy is the same as {twin!r}: its runs serve both")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = out_root / f"{folder_name(s['dataset'])}-{stamp}"
     for i in itertools.count(2):
@@ -169,7 +173,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     journal = out_root / f".runs-{_journal_key(found, policies, seed_list, settings)}.jsonl"
     earlier = _read_journal(journal)
     if earlier:
-        echo(f"reusing {len(earlier)} of {len(policies) * seeds} finished runs from {journal} "
+        echo(f"reusing {len(earlier)} of {len(trained) * seeds} finished runs from {journal} "
              "(delete it to train them again)")
     quality = None
     if any(p.synthetic for p in policies):  # train the generators here, so that the parallel runs only load them
@@ -183,7 +187,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     t0 = time.perf_counter()
     try:
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
-        total = len(policies) * seeds
+        total = len(trained) * seeds
 
         params = {k: v for k, v in base.to_dict().items() if k not in ("seed", "device")} | {"report": folder.name}
         done = len(earlier)
@@ -204,13 +208,15 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
                 except Exception as e:  # the run's record stays in the report; only its MLflow copy is missing
                     echo(f"warning: could not log {record['policy']} seed {record['seed']} to MLflow: {e}")
 
-        records = run_finals(policies, seed_list, data, settings, resources=resources,
+        records = run_finals(trained, seed_list, data, settings, resources=resources,
                              gpu_memory_fraction=mem_fraction, on_record=on_record,
                              skip={(r["policy"], r["seed"]) for r in earlier})
     finally:
         if started:
             ray.shutdown()
     records = [{k: v for k, v in r.items() if k != "elapsed"} for r in earlier] + records
+    if twin:
+        records += [{**r, "policy": SEARCHED, "same_as": twin} for r in records if r["policy"] == twin]
     final_seconds = before + time.perf_counter() - t0
     order = [p.name for p in policies]
     records.sort(key=lambda r: (order.index(r["policy"]), r["seed"]))
@@ -234,6 +240,11 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
         tracker.log_report(folder, f"report/{folder.name}")
     echo(f"report: {folder / 'report.md'} (and report.html)")
     return Report(folder, rows, records)
+
+
+def twin_of(best: Policy, compared: Sequence[Policy]) -> str | None:
+    """The name of the compared policy that augments exactly as the searched one ``best`` does, if any."""
+    return next((p.name for p in compared if replace(best, name=p.name) == p), None)
 
 
 def _journal_key(found: FinishedSearch, policies: Sequence[Policy], seeds: Sequence[int], settings: Any) -> str:
@@ -328,7 +339,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
         ("p", _verdict_sentence(rows)),
         ("h2", "Policies"),
         ("table", (["policy", "how it augments", "ops"],
-                   [[p.name, mechanism(p), ", ".join(p.ops) or "—"] for p in policies])),
+                   [[p.name, mechanism(p) + _twin_note(p, records), ", ".join(p.ops) or "—"] for p in policies])),
         ("h2", "Setting"),
         ("p", f"Data: {data.summary()} (test split used only here). Model `{s['model']}`, {epochs} epochs, batch "
               f"{s['batch_size']}, {base.optimizer} with learning rate {base.lr:g} (cosine schedule) and weight decay "
@@ -387,6 +398,12 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
         ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
     ]
     return blocks
+
+
+def _twin_note(policy: Policy, records: Sequence[dict[str, Any]]) -> str:
+    """For the searched policy when it equals a compared one: that its runs are that policy's."""
+    twin = next((r["same_as"] for r in records if "same_as" in r), None) if policy.name == SEARCHED else None
+    return f" (the same policy as `{twin}`: its runs are reused, not trained twice)" if twin else ""
 
 
 def _precisions(records: Sequence[dict[str, Any]]) -> str:

@@ -204,3 +204,25 @@ def test_journal_keeps_finished_runs_and_skips_a_torn_line(tmp_path: Path) -> No
     assert _read_journal(path) == []
     path.write_text(json.dumps({"policy": "none", "seed": 1, "elapsed": 3.0}) + "\n" + '{"policy": "base')
     assert _read_journal(path) == [{"policy": "none", "seed": 1, "elapsed": 3.0}]
+
+
+def test_a_searched_policy_equal_to_a_compared_one_is_trained_once(search, tmp_path: Path) -> None:
+    import shutil
+
+    from autoaug.report import SEARCH_FILES
+
+    result, _ = search
+    copy = tmp_path / "search"  # without its mlflow.json: not logged beside the other report
+    copy.mkdir()
+    for name in SEARCH_FILES:
+        shutil.copy2(result.output_dir / name, copy / name)
+    PRESETS["none"].save(copy / "best_policy.json")  # the search found no augmentation
+    lines: list[str] = []
+    rep = make_report(copy, seeds=2, out=tmp_path / "reports", robust_size=50, num_cpus=2, cpus_per_trial=1,
+                      compare=[], echo=lines.append)
+    finals = [line for line in lines if "] final " in line]
+    assert len(finals) == 2 and all("final" in f and "none seed" in f for f in finals)  # none only, once a seed
+    assert any("the same as 'none'" in line for line in lines)
+    rows = {r["policy"]: r for r in rep.rows}
+    assert rows[SEARCHED]["acc_mean"] == rows["none"]["acc_mean"] and rows[SEARCHED]["acc_diff"] == 0
+    assert "(the same policy as `none`: its runs are reused, not trained twice)" in (rep.folder / "report.md").read_text()
