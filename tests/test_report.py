@@ -225,4 +225,5 @@ def test_a_searched_policy_equal_to_a_compared_one_is_trained_once(search, tmp_p
     assert any("the same as 'none'" in line for line in lines)
     rows = {r["policy"]: r for r in rep.rows}
     assert rows[SEARCHED]["acc_mean"] == rows["none"]["acc_mean"] and rows[SEARCHED]["acc_diff"] == 0
-    assert "(the same policy as `none`: its runs are reused, not trained twice)" in (rep.folder / "report.md").read_text()
+    text = (rep.folder / "report.md").read_text()
+    assert "(the same policy as `none`: its runs are reused, not trained twice)" in text
