@@ -166,8 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=cmd_ablate_synthetic)
 
-    p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for the searches tracked here")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: sqlite in ./mlruns)")
+    p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 on the store a search used")
+    p.add_argument("search", nargs="?", default=None,
+                   help="a search folder or the MLflow run id of a search (default: the latest search in --storage)")
+    p.add_argument("--storage", default="autoaug-runs", help="folder of the searches (default: ./autoaug-runs)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the search's)")
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=cmd_ui)
 
@@ -283,7 +286,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     size = f" --train-size {settings['train_size']}" if settings["train_size"] else ""
     print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path} --model {settings['model']} "
           f"--epochs {settings['epochs']} --batch-size {settings['batch_size']}{size}")
-    ui = "autoaug ui" + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else "")
+    ui = f"autoaug ui {result.output_dir}"
     print(f"review it: {ui}  (MLflow run {result.mlflow_run_id})")
     if args.report:
         from autoaug.report import make_report
@@ -373,10 +376,10 @@ def cmd_ablate_synthetic(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
-    from autoaug.tracking import default_tracking_uri
+    from autoaug.tracking import store_of
 
-    uri = args.tracking_uri or default_tracking_uri()
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port}  (Ctrl-C stops it)", flush=True)
+    uri, why = (args.tracking_uri, "as given") if args.tracking_uri else store_of(args.search, args.storage)
+    print(f"MLflow UI for {uri} ({why}) at http://127.0.0.1:{args.port}  (Ctrl-C stops it)", flush=True)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
            "--port", str(args.port), "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -9,6 +9,7 @@ with a status on every exit path: FINISHED, FAILED or KILLED, plus an ``autoaug.
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +26,28 @@ def default_tracking_uri() -> str:
     """A sqlite store in ``./mlruns`` (absolute: trials run in other working directories)."""
     folder = Path("mlruns").resolve()
     return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def store_of(target: str | None, storage: str | os.PathLike[str] = "autoaug-runs") -> tuple[str, str]:
+    """The tracking store to show and why: the one a search folder ``target`` recorded (``mlflow.json``), the one
+    of the search under ``storage`` whose parent run is ``target`` (a run id), or, with no target, the store of
+    the latest search under ``storage``; else the default store here."""
+    searches = sorted(Path(storage).expanduser().glob(f"*/{PARENT_FILE}"), key=lambda f: f.stat().st_mtime)
+    if target is not None and Path(target).expanduser().is_dir():
+        record = Path(target).expanduser() / PARENT_FILE
+        if not record.exists():
+            raise AutoaugError(f"{target!r} is not a tracked search folder: it has no {PARENT_FILE}")
+        return json.loads(record.read_text())["tracking_uri"], f"the store of the search in {target}"
+    if target is not None:
+        for record in reversed(searches):
+            saved = json.loads(record.read_text())
+            if saved.get("parent_run_id") == target:
+                return saved["tracking_uri"], f"the store of search {record.parent.name} (run {target})"
+        raise AutoaugError(f"{target!r} is neither a search folder nor the MLflow run of a search under {storage}")
+    if searches:
+        saved = json.loads(searches[-1].read_text())
+        return saved["tracking_uri"], f"the store of the latest search here, {searches[-1].parent.name}"
+    return default_tracking_uri(), "the default store here (no search under " + str(storage) + ")"
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
