@@ -272,7 +272,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
                          storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,
                          scheduler=args.scheduler, precision=args.precision, compile=args.compile,
-                         echo=lambda line: print(line, flush=True))
+                         echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
     ops = ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in result.best_policy.ops.items())
     print(f"best policy: val_acc {result.best_val_acc:.4f}: {ops or 'no augmentation'}")
     frame = result.trials
@@ -294,7 +294,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=_compared(args),
                                  tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
                                  gpus_per_trial=args.gpus_per_trial, address=args.address,
-                                 echo=lambda line: print(line, flush=True)).rows)
+                                 echo=lambda line: print(line, flush=True), live=sys.stdout.isatty()).rows)
     return 0
 
 
@@ -330,7 +330,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                              tracking_uri=args.tracking_uri,
                              robust_size=args.robust_size, cpus_per_trial=args.cpus_per_trial,
                              gpus_per_trial=args.gpus_per_trial, address=args.address, precision=args.precision,
-                             echo=lambda line: print(line, flush=True)).rows)
+                             echo=lambda line: print(line, flush=True), live=sys.stdout.isatty()).rows)
     return 0
 
 

@@ -62,6 +62,16 @@ def trial_resources(cpus: float | None, gpus: float | None,
     return {"cpu": cpu, "gpu": gpu}, (gpu if 0 < gpu < 1 else None)
 
 
+def concurrent(resources: dict[str, float], cluster: dict[str, float] | None = None) -> int:
+    """How many tasks of ``resources`` the Ray cluster (``cluster``, default: the running one's) runs at a time."""
+    if cluster is None:
+        import ray
+
+        cluster = ray.cluster_resources()
+    fits = [cluster.get(k.upper(), 0) / v for k, v in resources.items() if v > 0]
+    return max(1, int(min(fits, default=1)))
+
+
 def worker_device(gpu_memory_fraction: float | None) -> str:
     """The GPU Ray assigned to this worker (with a memory cap, as fractional GPUs share one card), or CPU.
     Also sets torch's threads to the worker's CPU share (Ray sets OMP_NUM_THREADS)."""

@@ -95,11 +95,12 @@ def _remote_final(packed: dict[str, Any], policy: Policy, seed: int, settings: F
 
 def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSplits, settings: FinalSettings, *,
                resources: Mapping[str, float], gpu_memory_fraction: float | None,
-               on_record: Callable[[dict[str, Any]], None],
+               on_record: Callable[[dict[str, Any]], None], on_wait: Callable[[], None] = lambda: None,
                skip: Collection[tuple[str, int]] = ()) -> list[dict[str, Any]]:
     """Every (policy, seed) but those named in ``skip`` as a Ray task with ``resources``, in a fresh worker
-    each (so the peak memory is the run's own); ``on_record`` gets each record as it arrives. A run that
-    raises gives a record with an ``error`` instead of metrics; the others go on. Needs a started Ray."""
+    each (so the peak memory is the run's own); ``on_record`` gets each record as it arrives, ``on_wait`` is
+    called every second while none does (progress). A run that raises gives a record with an ``error`` instead
+    of metrics; the others go on. Needs a started Ray."""
     import ray
 
     from autoaug.cluster import pack
@@ -112,7 +113,11 @@ def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSp
     records = []
     try:
         while pending:
-            (done,), _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            if not ready:
+                on_wait()
+                continue
+            (done,) = ready
             name, seed = pending.pop(done)
             try:
                 record = ray.get(done)

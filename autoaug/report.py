@@ -28,6 +28,7 @@ from typing import Any
 from autoaug.document import Block, environment, to_html, to_markdown
 from autoaug.errors import AutoaugError
 from autoaug.policy import Policy, resolve_policy
+from autoaug.progress import RunsProgress, Status
 from autoaug.summary import by_policy, comparison_rows, diff, main_table, pm
 
 BASELINES = ("none", "baseline", "randaugment", "trivialaugment")
@@ -128,7 +129,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
                 tracking_uri: str | None = None, cpus_per_trial: float | None = None,
                 gpus_per_trial: float | None = None, robust_size: int = 500, address: str | None = None,
                 num_cpus: int | None = None, precision: str | None = None,
-                echo: Callable[[str], None] = print) -> Report:
+                echo: Callable[[str], None] = print, live: bool = False) -> Report:
     """Retrain the best policy of ``search`` and the ``compare`` policies (:func:`compared_policies`) on ``seeds``
     seeds; write the report under ``out``. ``precision``: as the search computed, unless given."""
     if not isinstance(seeds, int) or seeds < 1:
@@ -141,7 +142,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     out_root = Path(out).expanduser().resolve()
     out_root.mkdir(parents=True, exist_ok=True)
 
-    from autoaug.cluster import start_ray, trial_resources
+    from autoaug.cluster import concurrent, start_ray, trial_resources
     from autoaug.datasets import folder_name, load_dataset
     from autoaug.final import FinalSettings, run_finals
     from autoaug.train import TrainConfig
@@ -187,18 +188,13 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     t0 = time.perf_counter()
     try:
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
-        total = len(trained) * seeds
-
+        progress = RunsProgress(len(trained) * seeds - len(earlier), concurrent(resources), Status(echo, live))
         params = {k: v for k, v in base.to_dict().items() if k not in ("seed", "device")} | {"report": folder.name}
-        done = len(earlier)
 
         def on_record(record: dict[str, Any]) -> None:
-            nonlocal done
-            done += 1
             what = (f"FAILED ({record['error']})" if "error" in record else
                     f"test acc {record['test']['acc']:.4f}, {record['train_seconds']:.0f} s")
-            echo(f"[{time.perf_counter() - t0:6.0f} s] final {done}/{total}: {record['policy']} seed {record['seed']}: "
-                 f"{what}")
+            progress.ended(record.get("wall_seconds", 0.0), f"{record['policy']} seed {record['seed']}: {what}")
             if "error" not in record:
                 with journal.open("a") as f:
                     f.write(json.dumps({**record, "elapsed": before + time.perf_counter() - t0}, default=str) + "\n")
@@ -209,8 +205,9 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
                     echo(f"warning: could not log {record['policy']} seed {record['seed']} to MLflow: {e}")
 
         records = run_finals(trained, seed_list, data, settings, resources=resources,
-                             gpu_memory_fraction=mem_fraction, on_record=on_record,
+                             gpu_memory_fraction=mem_fraction, on_record=on_record, on_wait=progress.tick,
                              skip={(r["policy"], r["seed"]) for r in earlier})
+        progress.status.close()
     finally:
         if started:
             ray.shutdown()

@@ -17,13 +17,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoaug.datasets import folder_name, load_dataset
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.policy import PRESETS, Policy
+from autoaug.progress import SearchProgress, Status
 from autoaug.search_space import SearchSpace, load_space, space_for_dataset
 from autoaug.train import TrainConfig
 
@@ -120,54 +121,40 @@ def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int) -> 
                                        seed=seed, n_startup_trials=max(len(points) + 2, trials // 4)))
 
 
-@dataclass
-class _Progress:
-    """Live progress of the search running in this process (callbacks find it by name)."""
-
-    total: int
-    echo: Callable[[str], None]
-    done: int = 0
-    pruned: int = 0
-    failed: int = 0
-    best: float = float("nan")
-    t0: float = field(default_factory=time.perf_counter)
-
-    def line(self, trial_id: str, what: str, acc: float | None = None) -> None:
-        ended = self.done + self.pruned + self.failed
-        score = f" val_acc {acc:.4f}" if acc is not None else ""
-        self.echo(f"[{time.perf_counter() - self.t0:6.0f} s] trial {ended}/{self.total} {trial_id} {what}{score}"
-                  f" | done {self.done} pruned {self.pruned} failed {self.failed} | best completed {self.best:.4f}")
+PROGRESS: dict[str, SearchProgress] = {}  # the live progress of the searches running in this process
 
 
-PROGRESS: dict[str, _Progress] = {}
-
-
-def _progress_callback(key: str, total: int, epochs: int) -> Any:
-    """One compact line per ended trial; holds only ``key`` (see :data:`PROGRESS`) so it survives a resume."""
+def _progress_callback(key: str, epochs: int) -> Any:
+    """Feeds :data:`PROGRESS` ``[key]`` from Tune: every result, every ended trial, and a heartbeat from the
+    controller's loop. Holds only ``key``, so that the pickled copy a resumed search restores still works."""
     from ray.tune import Callback
 
-    class Progress(Callback):
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            from autoaug.tune import PROGRESS  # the live registry: a pickled copy of this class has its own globals
+    def live() -> SearchProgress | None:
+        from autoaug.tune import PROGRESS  # the live registry: a pickled copy of this class has its own globals
 
-            p = PROGRESS[key]
-            result = trial.last_result or {}
-            acc = result.get(METRIC)
-            pruned = result.get("epoch", epochs) < epochs
-            if acc is not None and not pruned and not (p.best >= acc):
-                p.best = acc
-            if pruned:
-                p.pruned += 1
-            else:
-                p.done += 1
-            p.line(trial.trial_id, f"pruned at epoch {result.get('epoch')}" if pruned else "done", acc)
+        return PROGRESS.get(key)
+
+    class Progress(Callback):
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            if (p := live()) is not None:
+                p.tick()
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            if (p := live()) is not None:
+                p.result(trial.trial_id, int(result.get("epoch", 0)), result.get(METRIC))
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if (p := live()) is not None:
+                result = trial.last_result or {}
+                epoch = int(result.get("epoch", epochs))
+                p.ended(trial.trial_id, "pruned" if epoch < epochs else "done", epoch, result.get(METRIC))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             from autoaug.tracking import trial_error
-            from autoaug.tune import PROGRESS
 
-            PROGRESS[key].failed += 1
-            PROGRESS[key].line(trial.trial_id, f"FAILED ({trial_error(trial)})")
+            if (p := live()) is not None:
+                p.ended(trial.trial_id, "failed", int((trial.last_result or {}).get("epoch", 0)), None)
+                p.status.event(f"         {trial.trial_id}: {trial_error(trial)}")
 
     return Progress()
 
@@ -186,11 +173,13 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
                 tracking_uri: str | None = None, num_cpus: int | None = None, scheduler: str = "asha",
                 precision: str = "auto", compile: bool = False,
-                echo: Callable[[str], None] = print) -> SearchResult:
+                echo: Callable[[str], None] = print, live: bool = False) -> SearchResult:
     """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial.
 
     ``precision`` (auto, fp32, bf16, fp16) and ``compile`` set how every trial computes
-    (:mod:`autoaug.precision`); ``auto`` resolves on each trial's device."""
+    (:mod:`autoaug.precision`); ``auto`` resolves on each trial's device. Progress goes to ``echo``: a line per
+    ended trial and a status line (running trials, counts, best, time left) every few seconds, updated in place
+    on the terminal with ``live``."""
     if budget not in BUDGETS:
         raise choice_error("budget", budget, BUDGETS)
     if scheduler not in SCHEDULERS:
@@ -238,7 +227,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         from autoaug import pbt
 
     status = "FAILED"
-    PROGRESS[out.name] = _Progress(total=trials, echo=echo)
+    PROGRESS[out.name] = progress = SearchProgress(trials, epochs, Status(echo, live))
     started = start_ray(address, num_cpus)
     try:
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
@@ -255,7 +244,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             tune.with_parameters(pbt.run_pbt_trial if scheduler == "pbt" else run_trial, data=packed,
                                  space=search_space, base=base, gpu_memory_fraction=mem_fraction),
             resources)
-        callbacks = [_progress_callback(out.name, trials, epochs), tune_callback(tracker.parent_id, epochs)]
+        callbacks = [_progress_callback(out.name, epochs), tune_callback(tracker.parent_id, epochs)]
         if resume and tune.Tuner.can_restore(str(out)):
             tuner = tune.Tuner.restore(str(out), trainable=trainable, resume_errored=False, restart_errored=False)
         else:
@@ -297,6 +286,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         echo(f"search interrupted; its state is in {out}. Continue it with --resume (same dataset and storage).")
         raise
     finally:
+        progress.status.close()
         PROGRESS.pop(out.name, None)
         if started:
             ray.shutdown()
