@@ -170,3 +170,42 @@ def samples(images: Any, rows: Mapping[str, Any], path: Path) -> Path:
             axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize=8)
     return _save(fig, path)
+
+
+def optuna_views(storage: Path, study_name: str, folder: Path, top: int = 8) -> list[tuple[Path, str]]:
+    """Optuna's views of a search's study (a sqlite file): optimization history, fANOVA parameter importances
+    over completed trials, and a parallel-coordinates plot of the ``top`` most important dimensions."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.trial import TrialState
+    from optuna.visualization import matplotlib as views
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{storage.resolve()}")
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    out: list[tuple[Path, str]] = []
+
+    def save(ax: Any, name: str, caption: str, width: float = 8.0) -> None:
+        ax.figure.set_size_inches(width, 4.5)
+        out.append((_save(ax.figure, folder / name), caption))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the matplotlib views are marked experimental
+        save(views.plot_optimization_history(study), "optuna_history.png",
+             f"Optuna: optimization history ({len(completed)} completed trials; stopped ones are pruned)")
+        varied = {k for t in completed for k in t.params if len({str(u.params.get(k)) for u in completed}) > 1}
+        if len(completed) < 3 or not varied:
+            return out
+        importances = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
+                                                              params=sorted(varied))
+        save(views.plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=sorted(varied)),
+             "optuna_importances.png", "Optuna: parameter importances (fANOVA over completed trials)")
+        shown = list(importances)[:top]
+        save(views.plot_parallel_coordinate(study, params=shown), "optuna_parallel.png",
+             f"Optuna: parallel coordinates of the {len(shown)} most important searched dimensions", width=11.0)
+    return out

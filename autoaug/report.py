@@ -35,6 +35,7 @@ BASELINES = ("none", "baseline", "randaugment", "trivialaugment")
 SEARCHED = "searched"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SEARCH_FILES = ("search.json", "trials.csv", "best_policy.json")
+STUDY_FILE = "optuna.db"  # the search's Optuna study, where it kept one (autoaug.tune.STUDY_FILE)
 
 
 # ------------------------------------------------------------------------------------------------ the search
@@ -90,7 +91,7 @@ def _download_search(run_id: str, tracking_uri: str | None) -> Path:
     except Exception:
         raise AutoaugError(f"MLflow run {run_id!r} does not exist in {uri}") from None
     folder = Path(tempfile.mkdtemp(prefix=f"autoaug-search-{run_id[:8]}-"))
-    for name in SEARCH_FILES:
+    for name in (*SEARCH_FILES, STUDY_FILE):
         with contextlib.suppress(Exception):  # load_search names what is missing
             client.download_artifacts(run_id, name, str(folder))
     (folder / "mlflow.json").write_text(json.dumps({"parent_run_id": run_id, "tracking_uri": uri}))
@@ -295,8 +296,9 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
     for policy in policies[1:]:
         policy.save(folder / "policies" / f"{policy.name}.json")
     (folder / "search").mkdir()
-    for name in SEARCH_FILES:  # the report can be made again from these alone: autoaug report FOLDER/search
-        shutil.copy2(found.folder / name, folder / "search" / name)
+    for name in (*SEARCH_FILES, STUDY_FILE):  # the report can be made again from these: autoaug report FOLDER/search
+        if (found.folder / name).exists():
+            shutil.copy2(found.folder / name, folder / "search" / name)
 
     originals = to_float(data.train_x[:10])
     figures = [
@@ -369,6 +371,11 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
         ("pre", best.to_json()),
     ]
     blocks += [("img", fig) for fig in figures]
+    if s.get("study") and (found.folder / STUDY_FILE).exists():
+        blocks += [("h2", "The search in Optuna's views"),
+                   ("p", f"Open the study itself with `optuna-dashboard sqlite:///{folder.name}/search/{STUDY_FILE}` "
+                         f"(study `{s['study']}`)."),
+                   *(("img", fig) for fig in plots.optuna_views(found.folder / STUDY_FILE, s["study"], folder))]
     if quality is not None:
         from autoaug.ablation import synthetic_blocks
 

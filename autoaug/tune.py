@@ -95,8 +95,17 @@ def _preset_column(frame: Any, points: dict[str, dict[str, Any]]) -> list[str]:
     return [which(row) for _, row in frame.iterrows()]
 
 
-def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int) -> Any:
-    """Seeded TPE; a quarter of the trials (at least the presets and two random points) start it."""
+STUDY_FILE = "optuna.db"  # the search's Optuna study, beside its other files (optuna-dashboard opens it)
+
+
+def study_storage(folder: Path) -> str:
+    """The RDB storage URL of the Optuna study of the search in ``folder`` (named ``folder.name``)."""
+    return f"sqlite:///{folder.resolve() / STUDY_FILE}"
+
+
+def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int, folder: Path) -> Any:
+    """Seeded TPE; a quarter of the trials (at least the presets and two random points) start it. The study
+    lives in ``folder`` (:func:`study_storage`)."""
     import optuna
     from optuna.trial import TrialState
     from ray.tune.search.optuna import OptunaSearch
@@ -117,6 +126,7 @@ def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int) -> 
 
     points = list(_preset_points(space, base).values())
     return PrunedAwareOptunaSearch(space=functools.partial(_define, space), metric=METRIC, mode=MODE,
+                                   study_name=folder.name, storage=optuna.storages.RDBStorage(study_storage(folder)),
                                    points_to_evaluate=points, sampler=optuna.samplers.TPESampler(
                                        seed=seed, n_startup_trials=max(len(points) + 2, trials // 4)))
 
@@ -206,7 +216,8 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     tracking_uri = tracking_uri or default_tracking_uri()
     settings = {"dataset": dataset, "space": search_space.source, "model": model, "trials": trials,
                 "epochs": epochs, "batch_size": b.batch_size, "budget": budget, "train_size": train_size,
-                "scheduler": scheduler, "seed": seed, "precision": precision, "compile": compile}
+                "scheduler": scheduler, "seed": seed, "precision": precision, "compile": compile,
+                "study": out.name if scheduler != "pbt" else None}
     tracker = SearchTracker(tracking_uri, dataset, out, {**settings, **_versions()})
     if not resume:
         (out / "search.json").write_text(json.dumps(settings, indent=2))
@@ -252,7 +263,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             if scheduler == "pbt":
                 trial_scheduler, param_space = pbt.scheduler(search_space, epochs, seed)
             else:
-                search_alg = _searcher(search_space, seed, base, trials)
+                search_alg = _searcher(search_space, seed, base, trials, out)
             if scheduler == "asha":
                 trial_scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=3)
             tuner = tune.Tuner(
@@ -290,7 +301,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         PROGRESS.pop(out.name, None)
         if started:
             ray.shutdown()
-        tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json",
+        tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json", out / STUDY_FILE,
                                 _space_file(search_space)])
 
 
