@@ -174,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(func=cmd_ui)
 
+    p = sub.add_parser("export", help="print Python that applies a policy in another pipeline",
+                       description="Print a Python snippet that builds a torchvision.transforms.v2 pipeline applying "
+                                   "POLICY to one image at a time (for Dataset / DataLoader pipelines).")
+    p.add_argument("policy", help="a policy JSON file or a preset name")
+    p.add_argument("--to", default="torchvision", help="torchvision (default: torchvision)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("ops", help="list the augmentation ops and their ranges")
     p.set_defaults(func=cmd_ops)
     p = sub.add_parser("datasets", help="list the dataset sources and which load offline")
@@ -390,6 +397,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
         proc.terminate()
         proc.wait(timeout=30)
         return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autoaug.errors import choice_error
+    from autoaug.policy import resolve_policy
+
+    if args.to != "torchvision":
+        raise choice_error("export target", args.to, ["torchvision"])
+    from autoaug.export import python_source
+
+    print(python_source(resolve_policy(args.policy)), end="")
+    return 0
 
 
 def _interrupt_on_sigterm() -> None:

@@ -171,6 +171,13 @@ class Policy:
         return {name: min(cfg.magnitude * (cfg.schedule.factor(progress) if cfg.schedule else factor), 1.0)
                 for name, cfg in policy.ops.items() if OPS[name].has_magnitude}
 
+    def to_torchvision(self, progress: float = 0.0, seed: int | None = None) -> Any:
+        """This policy as a ``torchvision.transforms.v2`` transform for one image at a time
+        (:class:`autoaug.export.TorchvisionPolicy`), at training ``progress``."""
+        from autoaug.export import TorchvisionPolicy
+
+        return TorchvisionPolicy(self, progress, seed)
+
     # ------------------------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
         d = {
