@@ -257,9 +257,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"test acc over {len(runs)} seeds: {m:.4f} ± {s:.4f} (mean ± std)")
     if args.output is not None:
         out = {"dataset": data.summary(), "policy": policy.to_dict(), "config": configs[0].to_dict(), "runs": runs}
-        tmp = args.output.with_name(f".{args.output.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(out, indent=2))
-        os.replace(tmp, args.output)
+        from autoaug.files import write_text
+
+        write_text(args.output, json.dumps(out, indent=2))
         print(f"wrote {args.output}")
     return 0
 

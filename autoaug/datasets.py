@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from autoaug.errors import AutoaugError, choice_error
+from autoaug.files import atomic
 from autoaug.seeding import derive_seed, make_generator
 
 FASHION_CLASSES = (
@@ -344,10 +345,9 @@ def _cached(key: str, build: Callable[[], RawData]) -> RawData:
             file.unlink(missing_ok=True)
     raw = build()
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".tmp{os.getpid()}")
-    torch.save({**{k: getattr(raw, k) for k in ("train_x", "train_y", "test_x", "test_y")},
-                "classes": list(raw.classes)}, tmp)
-    os.replace(tmp, file)
+    with atomic(file) as tmp:
+        torch.save({**{k: getattr(raw, k) for k in ("train_x", "train_y", "test_x", "test_y")},
+                    "classes": list(raw.classes)}, tmp)
     return raw
 
 

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from autoaug.errors import AutoaugError, choice_error
+from autoaug.files import write_text
 from autoaug.ops import OPS, get_op
 from autoaug.schedule import Schedule
 from autoaug.synthetic import GENERATORS
@@ -220,9 +221,7 @@ class Policy:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the policy as JSON (atomically: a crash never leaves a half-written file)."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(self.to_json() + "\n")
-        os.replace(tmp, path)
+        write_text(path, self.to_json() + "\n")
         return path
 
     @classmethod
@@ -232,6 +231,8 @@ class Policy:
             d = json.loads(path.read_text())
         except FileNotFoundError:
             raise AutoaugError(f"policy file {str(path)!r} does not exist") from None
+        except IsADirectoryError:
+            raise AutoaugError(f"policy file {str(path)!r} is a folder; give a policy JSON file") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise AutoaugError(f"policy file {str(path)!r} is not valid JSON: {e}") from None
         try:

@@ -22,6 +22,7 @@ from torch import nn
 
 from autoaug.datasets import DatasetSplits, cache_dir
 from autoaug.errors import AutoaugError, choice_error
+from autoaug.files import atomic
 from autoaug.seeding import derive_seed, make_generator
 
 GENERATORS = ("vae", "dcgan")
@@ -191,10 +192,9 @@ def cache_path(spec: GeneratorSpec) -> Path:
 def save_generator(gen: Generator, path: Path, seconds: float) -> None:
     """Write atomically: weights, spec and training time."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"format": FORMAT, "spec": asdict(gen.spec), "seconds": seconds,
-                "decoder": gen.decoder.state_dict()}, tmp)
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        torch.save({"format": FORMAT, "spec": asdict(gen.spec), "seconds": seconds,
+                    "decoder": gen.decoder.state_dict()}, tmp)
 
 
 def load_generator(path: str | os.PathLike[str], data: DatasetSplits | None = None,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autoaug.errors import AutoaugError
+from autoaug.files import write_text
 
 PARENT_FILE = "mlflow.json"
 ACTIVE: dict[str, SearchTracker] = {}  # live trackers by parent run id; callbacks look them up here
@@ -122,7 +123,7 @@ class SearchTracker(_Runs):
                                          tags={"autoaug.role": "search"})
             self.parent_id = run.info.run_id
             search_dir.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps({"parent_run_id": self.parent_id, "tracking_uri": tracking_uri}))
+            write_text(record, json.dumps({"parent_run_id": self.parent_id, "tracking_uri": tracking_uri}))
             self.log_params(self.parent_id, params)
         self.children: dict[str, str] = self._existing_children()
         ACTIVE[self.parent_id] = self

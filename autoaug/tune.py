@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoaug.datasets import folder_name, load_dataset
 from autoaug.errors import AutoaugError, choice_error
+from autoaug.files import atomic, write_text
 from autoaug.policy import PRESETS, Policy
 from autoaug.progress import SearchProgress, Status
 from autoaug.search_space import SearchSpace, load_space, space_for_dataset
@@ -202,6 +203,8 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     base = TrainConfig(model=model, epochs=epochs, batch_size=b.batch_size, seed=seed, precision=precision,
                        compile=compile, val_every=1 if scheduler == "pbt" else _val_every(grace, epochs))
     root = Path(storage).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise AutoaugError(f"storage {str(storage)!r} is a file; give a folder for the searches")
     if resume:
         out = root / name if name else _latest_unfinished(root, dataset)
         if out is None or not out.is_dir():
@@ -220,7 +223,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 "study": out.name if scheduler != "pbt" else None}
     tracker = SearchTracker(tracking_uri, dataset, out, {**settings, **_versions()})
     if not resume:
-        (out / "search.json").write_text(json.dumps(settings, indent=2))
+        _write_json(out / "search.json", settings)
     # wall time of the search, summed over its Ctrl-C-interrupted parts (a driver killed outright loses its part)
     t_start = time.perf_counter() - json.loads((out / "search.json").read_text()).get("wall_seconds", 0.0)
     data = load_dataset(dataset, train_size=train_size, seed=seed)
@@ -348,9 +351,7 @@ def _frame(grid: Any) -> Any:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to ``path`` atomically."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2))
 
 
 def _space_file(space: SearchSpace) -> Path:
@@ -378,7 +379,8 @@ def _summarize(frame: Any, space: SearchSpace, out: Path, dataset: str, epochs: 
     params = {k[len("config/"):]: v for k, v in best_row.items() if k.startswith("config/")}
     best = replay or space.to_policy(params, name=f"best-{dataset}")
     policy_path = best.save(out / "best_policy.json")
-    frame.to_csv(out / "trials.csv", index=False)
+    with atomic(out / "trials.csv") as tmp:
+        frame.to_csv(tmp, index=False)
     summary = {**settings, "best_val_acc": float(best_row[METRIC]), "mlflow_run_id": tracker.parent_id,
                "tracking_uri": tracker.uri}
     _write_json(out / "search.json", summary)

@@ -46,6 +46,13 @@ def test_ops_and_datasets_listings() -> None:
         (["search", "--resume"], "no unfinished search of 'fashion_mnist_small' to resume"),
         (["report", "nope"], "search 'nope' is neither a search folder nor an MLflow run id"),
         (["report", "nope", "--seeds", "0"], "'0' must be at least 1"),
+        (["train", "--policy", "/"], "policy file '/' is a folder; give a policy JSON file"),
+        (["search", "--storage", "/etc/hostname"], "storage '/etc/hostname' is a file; give a folder"),
+        (["train", "--precision", "fp64"], "unknown precision 'fp64'; choose from: auto, fp32, bf16, fp16"),
+        (["train", "--precision", "fp16"], "precision 'fp16' needs a CUDA device"),
+        (["search", "--precision", "half"], "unknown precision 'half'"),
+        (["export", "none", "--to", "onnx"], "unknown export target 'onnx'; choose from: torchvision"),
+        (["ui", "nope"], "'nope' is neither a search folder nor the MLflow run of a search"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
