@@ -149,8 +149,11 @@ class SearchTracker(_Runs):
             if trial_id not in trial_ids and self.client.get_run(run_id).info.status == "RUNNING":
                 self.client.delete_run(self.children.pop(trial_id))
 
-    def finish(self, status: str, artifacts: list[Path] = ()) -> None:  # type: ignore[assignment]
-        """Close every still-open child run, log ``artifacts`` to the parent and close it."""
+    def finish(self, status: str, artifacts: list[Path] = (), cause: str | None = None) -> None:  # type: ignore[assignment]
+        """Close every still-open child run, log ``artifacts`` to the parent and close it (with the ``cause`` of
+        a failure as its tag ``autoaug.cause``)."""
+        if cause:
+            self.client.set_tag(self.parent_id, "autoaug.cause", cause[:5000])
         for run_id in self.children.values():
             if self.client.get_run(run_id).info.status == "RUNNING":
                 self.close(run_id, "KILLED" if status != "FINISHED" else "FINISHED", "interrupted")

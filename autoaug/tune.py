@@ -214,21 +214,15 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         if out.exists():
             raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
 
-    from autoaug.tracking import SearchTracker, default_tracking_uri, tune_callback
+    from autoaug.tracking import SearchTracker, check_reachable, default_tracking_uri, tune_callback
 
     tracking_uri = tracking_uri or default_tracking_uri()
+    check_reachable(tracking_uri)
     settings = {"dataset": dataset, "space": search_space.source, "model": model, "trials": trials,
                 "epochs": epochs, "batch_size": b.batch_size, "budget": budget, "train_size": train_size,
                 "scheduler": scheduler, "seed": seed, "precision": precision, "compile": compile,
                 "study": out.name if scheduler != "pbt" else None}
-    tracker = SearchTracker(tracking_uri, dataset, out, {**settings, **_versions()})
-    if not resume:
-        _write_json(out / "search.json", settings)
-    # wall time of the search, summed over its Ctrl-C-interrupted parts (a driver killed outright loses its part)
-    t_start = time.perf_counter() - json.loads((out / "search.json").read_text()).get("wall_seconds", 0.0)
-    data = load_dataset(dataset, train_size=train_size, seed=seed)
-    echo(f"{data.summary()}; space {search_space.source}; {trials} trials x up to {epochs} epochs")
-    echo(f"MLflow: run {tracker.parent_id} in {tracking_uri}")
+    data = load_dataset(dataset, train_size=train_size, seed=seed)  # nothing is written before the data loads
 
     import ray
     from ray import tune
@@ -240,11 +234,24 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     if scheduler == "pbt":
         from autoaug import pbt
 
-    status = "FAILED"
-    PROGRESS[out.name] = progress = SearchProgress(trials, epochs, Status(echo, live))
     started = start_ray(address, num_cpus)
-    try:
+    try:  # ... nor before the resources are known to fit
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
+        tracker = SearchTracker(tracking_uri, folder_name(dataset), out, {**settings, **_versions()})
+    except BaseException:
+        if started:
+            ray.shutdown()
+        raise
+    # from here on the search exists (its folder and MLflow parent run), and every exit closes the run
+    if not resume:
+        _write_json(out / "search.json", settings)
+    # wall time of the search, summed over its Ctrl-C-interrupted parts (a driver killed outright loses its part)
+    t_start = time.perf_counter() - json.loads((out / "search.json").read_text()).get("wall_seconds", 0.0)
+    echo(f"{data.summary()}; space {search_space.source}; {trials} trials x up to {epochs} epochs")
+    echo(f"MLflow: run {tracker.parent_id} in {tracking_uri}")
+    status, cause = "FAILED", None
+    PROGRESS[out.name] = progress = SearchProgress(trials, epochs, Status(echo, live))
+    try:
         packed = pack(data)
         if search_space.synthetic_ratio is not None:  # trained once, in a task with a trial's resources
             task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_retries=0)(_train_generators)
@@ -299,13 +306,16 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         _write_json(out / "search.json", {**settings, "wall_seconds": time.perf_counter() - t_start})
         echo(f"search interrupted; its state is in {out}. Continue it with --resume (same dataset and storage).")
         raise
+    except BaseException as e:
+        cause = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise
     finally:
         progress.status.close()
         PROGRESS.pop(out.name, None)
         if started:
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json", out / STUDY_FILE,
-                                _space_file(search_space)])
+                                _space_file(search_space)], cause=cause)
 
 
 def _val_every(grace: int, epochs: int) -> int:

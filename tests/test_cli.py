@@ -53,6 +53,10 @@ def test_ops_and_datasets_listings() -> None:
         (["search", "--precision", "half"], "unknown precision 'half'"),
         (["export", "none", "--to", "onnx"], "unknown export target 'onnx'; choose from: torchvision"),
         (["ui", "nope"], "'nope' is neither a search folder nor the MLflow run of a search"),
+        # a search that cannot start leaves no folder and no MLflow run behind
+        (["search", "imagefolder:/nonexistent/pets"], "image folder '/nonexistent/pets' does not exist"),
+        (["search", "--train-size", "999999"], "train size 999999 is out of range"),
+        (["search", "--cpus-per-trial", "64"], "64 cpus per trial is more than the"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
