@@ -58,13 +58,15 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     _compute_arguments(p)
 
 
-def _compute_arguments(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
-    what = "the search's" if default is None else default
+def _compute_arguments(p: argparse.ArgumentParser, default: str | None = "auto", compile: bool = True) -> None:
+    """``--precision`` (default None: decided later, e.g. by the search being resumed) and ``--compile``."""
+    what = "the search's" if not compile else "auto"
     p.add_argument("--precision", default=default,
                    help="auto (bfloat16 on CPUs with AMX or AVX512-BF16 and on recent GPUs, float16 on older GPUs, "
                         f"else float32), fp32, bf16 or fp16 (default: {what})")
-    if default is not None:
-        p.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long runs only)")
+    if compile:
+        p.add_argument("--compile", action="store_true", default=None if default is None else False,
+                       help="torch.compile the model (pays off on long runs only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,12 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=None, help="search space name or FILE.yaml (default: the dataset's own, "
                                                  "else 'default')")
     p.add_argument("--model", default=None, help="smallcnn, lenet5, convnet or timm:NAME (default: from --budget)")
-    p.add_argument("--budget", default="small", help="tiny, small, medium or large (default: small)")
+    p.add_argument("--budget", default=None, help="tiny, small, medium or large (default: small)")
     p.add_argument("--trials", type=_positive_int, default=None, help="number of trials (default: from --budget)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per full trial (default: from --budget)")
     p.add_argument("--train-size", type=_positive_int, default=None,
                    help="use only N training images (default: from --budget)")
-    p.add_argument("--scheduler", default="asha",
+    p.add_argument("--scheduler", default=None,
                    help="asha (Optuna samples, weak trials stop early), fifo (every trial runs all epochs) or pbt "
                         "(population based training changes magnitudes during training; exports the best "
                         "trial's schedule) (default: asha)")
@@ -107,11 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the latest unfinished search of DATASET")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in ./mlruns)")
     p.add_argument("--save-policy", type=Path, default=None, help="also write the best policy to this file")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="root seed of the search (default: 0)")
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="skip the final report (retraining the best policy and the presets on several seeds)")
     p.add_argument("--report-seeds", type=_positive_int, default=3, help="seeds of the final report (default: 3)")
-    _compute_arguments(p)
+    _compute_arguments(p, default=None)
     p.add_argument("--reports", default="reports", help="folder of the reports (default: ./reports)")
     _compare_argument(p)
     p.set_defaults(func=cmd_search)
@@ -129,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, default=None)
     p.add_argument("--gpus-per-trial", type=float, default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    _compute_arguments(p, default=None)
+    _compute_arguments(p, default=None, compile=False)
     _compare_argument(p)
     p.set_defaults(func=cmd_report)
 

@@ -178,38 +178,46 @@ def _latest_unfinished(root: Path, dataset: str) -> Path | None:
 
 
 def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = None, model: str | None = None,
-                trials: int | None = None, epochs: int | None = None, budget: str = "small",
+                trials: int | None = None, epochs: int | None = None, budget: str | None = None,
                 train_size: int | None = None, cpus_per_trial: float | None = None,
-                gpus_per_trial: float | None = None, seed: int = 0, address: str | None = None,
+                gpus_per_trial: float | None = None, seed: int | None = None, address: str | None = None,
                 storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
-                tracking_uri: str | None = None, num_cpus: int | None = None, scheduler: str = "asha",
-                precision: str = "auto", compile: bool = False,
+                tracking_uri: str | None = None, num_cpus: int | None = None, scheduler: str | None = None,
+                precision: str | None = None, compile: bool | None = None,
                 echo: Callable[[str], None] = print, live: bool = False) -> SearchResult:
     """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial.
 
-    ``precision`` (auto, fp32, bf16, fp16) and ``compile`` set how every trial computes
-    (:mod:`autoaug.precision`); ``auto`` resolves on each trial's device. Progress goes to ``echo``: a line per
-    ended trial and a status line (running trials, counts, best, time left) every few seconds, updated in place
-    on the terminal with ``live``."""
+    Defaults: ``budget`` small (it sets trials, epochs, model and training size, which may be given instead),
+    ``scheduler`` asha, ``seed`` 0. ``precision`` (auto, fp32, bf16, fp16; default auto) and ``compile``
+    (default off) set how every trial computes (:mod:`autoaug.precision`); ``auto`` resolves on each trial's
+    device. With ``resume``, every setting comes from the search being resumed; one given that contradicts it
+    is an error. Progress goes to ``echo``: a line per ended trial and a status line (running trials, counts,
+    best, time left) every few seconds, updated in place on the terminal with ``live``."""
+    root = Path(storage).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise AutoaugError(f"storage {str(storage)!r} is a file; give a folder for the searches")
+    given = {"space": space, "model": model, "trials": trials, "epochs": epochs, "budget": budget,
+             "train_size": train_size, "scheduler": scheduler, "seed": seed, "precision": precision,
+             "compile": compile}
+    if resume:
+        out = root / name if name else _latest_unfinished(root, dataset)
+        if out is None or not (out / "search.json").is_file():
+            raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
+        given = _resumed(given, json.loads((out / "search.json").read_text()), dataset)
+    budget, scheduler = given["budget"] or "small", given["scheduler"] or "asha"
     if budget not in BUDGETS:
         raise choice_error("budget", budget, BUDGETS)
     if scheduler not in SCHEDULERS:
         raise choice_error("scheduler", scheduler, SCHEDULERS)
     b = BUDGETS[budget]
-    trials, epochs, model = trials or b.trials, epochs or b.epochs, model or b.model
-    train_size = train_size if train_size is not None else b.train_size
-    search_space = load_space(space or space_for_dataset(dataset))
+    trials, epochs, model = given["trials"] or b.trials, given["epochs"] or b.epochs, given["model"] or b.model
+    train_size = given["train_size"] if given["train_size"] is not None else b.train_size
+    seed, precision, compile = given["seed"] or 0, given["precision"] or "auto", bool(given["compile"])
+    search_space = load_space(given["space"] or space_for_dataset(dataset))
     grace = min(b.grace, epochs)
     base = TrainConfig(model=model, epochs=epochs, batch_size=b.batch_size, seed=seed, precision=precision,
                        compile=compile, val_every=1 if scheduler == "pbt" else _val_every(grace, epochs))
-    root = Path(storage).expanduser().resolve()
-    if root.exists() and not root.is_dir():
-        raise AutoaugError(f"storage {str(storage)!r} is a file; give a folder for the searches")
-    if resume:
-        out = root / name if name else _latest_unfinished(root, dataset)
-        if out is None or not out.is_dir():
-            raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
-    else:
+    if not resume:
         out = root / (name or f"{folder_name(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
         if out.exists():
             raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
@@ -316,6 +324,22 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json", out / STUDY_FILE,
                                 _space_file(search_space)], cause=cause)
+
+
+def _resumed(given: dict[str, Any], saved: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The settings of a resumed search: its own (``saved``, from search.json); a ``given`` one that differs is an
+    error naming both values."""
+    if saved.get("dataset") != dataset:
+        raise AutoaugError(f"dataset {dataset!r} contradicts the resumed search's {saved.get('dataset')!r}")
+    out = {}
+    for key, value in given.items():
+        kept = saved.get(key)
+        same = value is None or value == kept or (key == "space" and load_space(value).source == kept)
+        if not same:
+            raise AutoaugError(f"--{key.replace('_', '-')} {value!r} contradicts the resumed search's {kept!r}; "
+                               "leave it out to resume with the search's own")
+        out[key] = kept
+    return out
 
 
 def _val_every(grace: int, epochs: int) -> int:

@@ -151,3 +151,24 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> N
     assert sum(c.data.tags["autoaug.status"] == "completed" for c in children) >= 2  # none and baseline at least
     assert any("FAILED (TrainingDiverged: training loss became" in line for line in lines)
     assert result.best_val_acc > 0.5
+
+
+def test_resume_takes_every_setting_from_the_search_it_resumes() -> None:
+    from autoaug.tune import _resumed
+
+    saved = {"dataset": "fashion_mnist_small", "space": "search_spaces/fashion_mnist_small.yaml", "model": "convnet",
+             "trials": 40, "epochs": 40, "budget": "medium", "train_size": 10000, "scheduler": "asha", "seed": 0,
+             "precision": "auto", "compile": False}
+    nothing = dict.fromkeys(("space", "model", "trials", "epochs", "budget", "train_size", "scheduler", "seed",
+                             "precision", "compile"))
+    assert _resumed(nothing, saved, "fashion_mnist_small") == {k: saved[k] for k in nothing}
+    same = {**nothing, "budget": "medium", "space": "fashion_mnist_small", "seed": 0}
+    assert _resumed(same, saved, "fashion_mnist_small")["trials"] == 40
+    with pytest.raises(AutoaugError, match="--budget 'small' contradicts the resumed search's 'medium'"):
+        _resumed({**nothing, "budget": "small"}, saved, "fashion_mnist_small")
+    with pytest.raises(AutoaugError, match="--train-size 4000 contradicts the resumed search's 10000"):
+        _resumed({**nothing, "train_size": 4000}, saved, "fashion_mnist_small")
+    with pytest.raises(AutoaugError, match="dataset 'mnist' contradicts the resumed search's 'fashion_mnist_small'"):
+        _resumed(nothing, saved, "mnist")
+    old = {k: v for k, v in saved.items() if k not in ("precision", "compile")}  # a search from before precision
+    assert _resumed(nothing, old, "fashion_mnist_small")["precision"] is None
