@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 import signal
@@ -359,6 +360,12 @@ def _train_generators(packed: Any, kinds: Sequence[str], seed: int, epochs: int,
             for kind in kinds}
 
 
+def _drop_fetch_warnings(record: logging.LogRecord) -> bool:
+    """Tune warns with file paths about trials without result files (pending ones of a restored search) while it
+    builds a result grid whose per-trial frames autoaug does not read: not for the user."""
+    return not record.getMessage().startswith("Failed to fetch metrics")
+
+
 def _fit(tuner: Any) -> Any:
     """``tuner.fit()``, or ``None`` when Ctrl-C (or SIGUSR1) ended it. Tune returns normally then, and may count
     the trials it was running as terminated; its SIGINT handler, installed for the run from the main thread,
@@ -367,10 +374,13 @@ def _fit(tuner: Any) -> Any:
     before = signal.getsignal(signal.SIGINT)
     catches = threading.current_thread() is threading.main_thread() and not int(
         os.getenv("TUNE_DISABLE_SIGINT_HANDLER", "0"))
+    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    analysis_log.addFilter(_drop_fetch_warnings)
     try:
         grid = tuner.fit()
         return None if catches and signal.getsignal(signal.SIGINT) is before else grid
     finally:
+        analysis_log.removeFilter(_drop_fetch_warnings)
         if catches:
             signal.signal(signal.SIGINT, before)
 

@@ -172,3 +172,19 @@ def test_resume_takes_every_setting_from_the_search_it_resumes() -> None:
         _resumed(nothing, saved, "mnist")
     old = {k: v for k, v in saved.items() if k not in ("precision", "compile")}  # a search from before precision
     assert _resumed(nothing, old, "fashion_mnist_small")["precision"] is None
+
+
+def test_tunes_warning_about_trials_without_result_files_is_not_shown(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from autoaug.tune import _drop_fetch_warnings
+
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    log.addFilter(_drop_fetch_warnings)
+    try:
+        with caplog.at_level(logging.WARNING):
+            log.warning("Failed to fetch metrics for 1 trial(s):\n- t1: FileNotFoundError('/tmp/x/progress.csv')")
+            log.warning("something else")
+    finally:
+        log.removeFilter(_drop_fetch_warnings)
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
