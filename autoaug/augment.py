@@ -11,13 +11,13 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from autoaug.ops import OPS, warp_affine
-from autoaug.policy import Policy, resolve_policy
+from autoaug.policy import OpConfig, Policy, resolve_policy
 from autoaug.seeding import canonical_device, derive_seed, make_generator
 
 
@@ -64,30 +64,43 @@ def sample(policy: Policy, shape: torch.Size | tuple[int, ...], progress: float,
     op takes is decided on the host with ``host`` (default: a fresh ``random.Random(0)``; a run passes its own),
     so every shape is known without reading the device back:
 
-    - ``n_ops`` = None: op ``j`` takes a random subset of ``B * p_j`` images (rounded stochastically).
+    - the policy's ``base`` ops, and its ``ops`` with ``n_ops`` = None: op ``j`` takes a random subset of
+      ``B * p_j`` images (rounded stochastically);
     - ``n_ops`` = n: the ops are put in a random order (host), the images in a random order (device), and the image
       at rank ``r`` takes the ops at places ``r .. r + n - 1`` (mod k) of that order: every image gets ``n``
       distinct ops, as a uniformly drawn ordered n-tuple, and each op about ``B n / k`` images; then each op keeps
       a random ``p_j`` share of them.
+
+    Base ops come first in the result, then the others in registry order: the order they apply in.
     """
     device = torch.device(device) if device is not None else generator.device
     host = host if host is not None else random.Random(0)
     policy = policy.at(progress)
-    names = list(policy.ops)
-    b, k = shape[0], len(names)
-    if k == 0 or b == 0:
+    if shape[0] == 0:
         return Params(ops=())
-    magnitudes = policy.magnitudes(progress, factor)
-    if policy.n_ops is None:
+    draw = functools.partial(_draw, shape=tuple(shape), generator=generator, device=device, host=host)
+    return Params(ops=draw(policy.base, None, policy.base_magnitudes(progress))
+                  + draw(policy.ops, policy.n_ops, policy.magnitudes(progress, factor)))
+
+
+def _draw(ops: Mapping[str, OpConfig], n_ops: int | None, magnitudes: Mapping[str, float], *,
+          shape: tuple[int, ...], generator: torch.Generator, device: torch.device,
+          host: random.Random) -> tuple[tuple[str, OpParams], ...]:
+    """The draws of one layer of ops (see :func:`sample`)."""
+    names = list(ops)
+    b, k = shape[0], len(names)
+    if k == 0:
+        return ()
+    if n_ops is None:
         subsets = {name: torch.rand(b, generator=generator, device=device).argsort() for name in names}
     else:
         order = host.sample(range(k), k)  # the op at each place
         ranked = torch.rand(b, generator=generator, device=device).argsort()  # the image at each rank
-        ranks = _slot_ranks(b, k, policy.n_ops, str(device))
+        ranks = _slot_ranks(b, k, n_ops, str(device))
         subsets = {names[order[q]]: ranked[ranks[q]] for q in range(k)}
     out = []
     for name in names:  # registry order: the order ops apply in
-        cfg, spec = policy.ops[name], OPS[name]
+        cfg, spec = ops[name], OPS[name]
         pool = subsets[name]
         n = _stochastic_round(len(pool) * cfg.probability, host)
         if n == 0:
@@ -103,7 +116,7 @@ def sample(policy: Policy, shape: torch.Size | tuple[int, ...], progress: float,
         else:
             rand = torch.rand(n, spec.n_uniform, generator=generator, device=device)
         out.append((name, OpParams(idx, mag, rand)))
-    return Params(ops=tuple(out))
+    return tuple(out)
 
 
 def apply(imgs: torch.Tensor, params: Params) -> torch.Tensor:
@@ -181,7 +194,7 @@ class Augmenter:
         return sample(self.policy, shape, progress, generator, generator.device, factor, self.host)
 
     def __call__(self, imgs: torch.Tensor, progress: float = 0.0, factor: float | None = None) -> torch.Tensor:
-        if not self.policy.at(progress).ops:
+        if not self.policy.at(progress).augments:
             return imgs
         return apply(imgs, self.sample(imgs.shape, progress, imgs.device, factor))
 

@@ -112,7 +112,7 @@ class Batches:
 
     def _augment(self, xb: torch.Tensor, progress: float) -> torch.Tensor:
         policy, factor = self.controller.current(progress) if self.controller else (self.policy, None)
-        if not policy.at(progress).ops:
+        if not policy.at(progress).augments:
             return xb
         return apply(xb, sample(policy, xb.shape, progress, self.augment_rng, self.device, factor, self.augment_host))
 

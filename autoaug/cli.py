@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "final test metrics.")
     _add_training_args(p)
     p.add_argument("--policy", default="none",
-                   help="none, baseline, randaugment, trivialaugment, feedback, augnet or FILE.json (default: none)")
+                   help="a preset (none, baseline, randaugment, trivialaugment, cropflip, cropflip+randaugment, "
+                        "cropflip+trivialaugment, feedback, augnet) or FILE.json (default: none)")
     p.add_argument("--seeds", type=_positive_int, default=1,
                    help="train with seeds SEED..SEED+N-1 and print mean ± std (default: 1)")
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")
@@ -119,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("report", help="retrain a search's best policy and the presets over seeds; write the report",
-                       description="Retrain the best policy of a finished search and the presets none, baseline, "
-                                   "randaugment and trivialaugment on several seeds, evaluate them on the test "
-                                   "split, and write report.md, report.html, comparison.csv and plots.")
+                       description="Retrain the best policy of a finished search, none and the standards for the "
+                                   "data (see --compare) on several seeds, evaluate them on the test split, and "
+                                   "write report.md, report.html, comparison.csv and plots.")
     p.add_argument("search", help="a search folder (autoaug-runs/NAME) or the MLflow run id of a search")
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per policy (default: 3)")
     p.add_argument("--out", default="reports", help="folder of the reports (default: ./reports)")
@@ -275,7 +276,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.report:
         from autoaug.report import compared_policies
 
-        compared_policies(_compared(args))  # a bad --compare fails now, not after the search
+        compared_policies(args.compare or [])  # a bad --compare fails now, not after the search
     result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
                          budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
@@ -300,7 +301,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.report:
         from autoaug.report import make_report
 
-        _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=_compared(args),
+        _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=args.compare,
                                  tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
                                  gpus_per_trial=args.gpus_per_trial, address=args.address,
                                  echo=lambda line: print(line, flush=True), live=sys.stdout.isatty()).rows)
@@ -312,13 +313,8 @@ def _compare_argument(p: argparse.ArgumentParser) -> None:
                    metavar="POLICIES",
                    help="comma-separated policies the report compares with the searched one: preset names "
                         "(feedback and augnet included), NAME=FILE.json or FILE.json; none is always included "
-                        "(default: none,baseline,randaugment,trivialaugment)")
-
-
-def _compared(args: argparse.Namespace) -> Sequence[str]:
-    from autoaug.report import BASELINES
-
-    return BASELINES if args.compare is None else args.compare
+                        "(default: none and the standards for the data: cropflip, cropflip+randaugment and "
+                        "cropflip+trivialaugment for RGB images, randaugment and trivialaugment for gray ones)")
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -335,7 +331,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from autoaug.report import make_report
 
-    _print_table(make_report(args.search, seeds=args.seeds, out=args.out, compare=_compared(args),
+    _print_table(make_report(args.search, seeds=args.seeds, out=args.out, compare=args.compare,
                              tracking_uri=args.tracking_uri,
                              robust_size=args.robust_size, cpus_per_trial=args.cpus_per_trial,
                              gpus_per_trial=args.gpus_per_trial, address=args.address, precision=args.precision,

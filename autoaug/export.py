@@ -114,6 +114,7 @@ class TorchvisionPolicy(v2.Transform):
         super().__init__()
         self.policy, self.progress = policy.at(progress), progress
         self.magnitudes = policy.magnitudes(progress)
+        self.base_magnitudes = policy.base_magnitudes(progress)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     def forward(self, *inputs: Any) -> Any:
@@ -126,20 +127,22 @@ class TorchvisionPolicy(v2.Transform):
         return torch.rand(shape, generator=self.generator)
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        """The base ops, then the layer's: each op's physical value and uniforms, for those that apply."""
         names = list(self.policy.ops)
         if self.policy.n_ops is not None:
             names = [names[i] for i in sorted(self._rand(len(names)).argsort()[: self.policy.n_ops].tolist())]
-        chosen = []
-        for name in names:
-            cfg, spec = self.policy.ops[name], OPS[name]
-            u = self._rand(3 + spec.n_uniform).tolist()  # probability, magnitude, sign, the op's own
-            if u[0] >= cfg.probability:
-                continue
-            base = self.magnitudes.get(name, 0.0)
-            mag = u[1] * base if cfg.sampling == "uniform" else base
-            value = float(spec.value(torch.tensor(-mag if spec.signed and u[2] < 0.5 else mag)))
-            chosen.append((name, value, tuple(u[3:])))
-        return {"ops": chosen}
+        layers = ((self.policy.base, list(self.policy.base), self.base_magnitudes),
+                  (self.policy.ops, names, self.magnitudes))
+        return {"ops": [draw for ops, chosen, mags in layers for name in chosen
+                        if (draw := self._draw(name, ops[name], mags.get(name, 0.0))) is not None]}
+
+    def _draw(self, name: str, cfg: Any, magnitude: float) -> tuple[str, float, tuple[float, ...]] | None:
+        spec = OPS[name]
+        u = self._rand(3 + spec.n_uniform).tolist()  # probability, magnitude, sign, the op's own
+        if u[0] >= cfg.probability:
+            return None
+        mag = u[1] * magnitude if cfg.sampling == "uniform" else magnitude
+        return name, float(spec.value(torch.tensor(-mag if spec.signed and u[2] < 0.5 else mag))), tuple(u[3:])
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         g = self.generator if self.generator is not None else torch.default_generator

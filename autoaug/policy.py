@@ -127,9 +127,11 @@ class Stage:
 class Policy:
     """Which ops, with which magnitude and probability, how many per image, and the magnitude schedule.
 
-    ``n_ops=None``: every op is applied independently with its probability (a pipeline, in registry
-    order). ``n_ops=k``: each image draws ``k`` distinct ops uniformly from ``ops`` (RandAugment-style),
-    then each drawn op applies with its probability.
+    ``base``: ops applied first, each independently with its probability, at their own magnitude (the policy's
+    schedule does not scale them; an op's own schedule does) — the always-on standards such as pad-and-crop
+    and horizontal flip. Then the sampled layer, ``ops``: with ``n_ops=None`` every op is applied independently
+    with its probability (a pipeline, in registry order); with ``n_ops=k`` each image draws ``k`` distinct ops
+    uniformly from ``ops`` (RandAugment-style), then each drawn op applies with its probability.
     ``stages``: ops that replace ``ops`` from a given training progress on (starts increasing, above 0).
     ``synthetic``: generated images mixed into every training batch (``None``: none).
     """
@@ -140,10 +142,12 @@ class Policy:
     name: str = "custom"
     stages: tuple[Stage, ...] = ()
     synthetic: Synthetic | None = None
+    base: Mapping[str, OpConfig] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         ops = _canonical(self.ops)
         object.__setattr__(self, "ops", ops)
+        object.__setattr__(self, "base", _canonical(self.base))
         stages = tuple(s if isinstance(s, Stage) else Stage(**s) for s in self.stages)
         object.__setattr__(self, "stages", stages)
         starts = [0.0] + [s.start for s in stages]
@@ -163,6 +167,16 @@ class Policy:
                 ops = stage.ops
         return replace(self, ops=ops, stages=())
 
+    @property
+    def augments(self) -> bool:
+        """Whether the policy changes images at all."""
+        return bool(self.base or self.ops or any(s.ops for s in self.stages))
+
+    def base_magnitudes(self, progress: float) -> dict[str, float]:
+        """Each base op's magnitude at ``progress`` (its own schedule, else constant)."""
+        return {name: min(cfg.magnitude * (cfg.schedule.factor(progress) if cfg.schedule else 1.0), 1.0)
+                for name, cfg in self.base.items() if OPS[name].has_magnitude}
+
     def magnitudes(self, progress: float, factor: float | None = None) -> dict[str, float]:
         """Each op's scheduled magnitude at ``progress`` (the policy-wide ``factor`` in place of its
         schedule's when given); ops without a magnitude are left out."""
@@ -181,12 +195,11 @@ class Policy:
 
     # ------------------------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
-        d = {
-            "name": self.name,
-            "n_ops": self.n_ops,
-            "ops": {k: c.to_dict() for k, c in self.ops.items()},
-            "schedule": self.schedule.to_dict(),
-        }
+        d: dict[str, Any] = {"name": self.name}
+        if self.base:
+            d["base"] = {k: c.to_dict() for k, c in self.base.items()}
+        d |= {"n_ops": self.n_ops, "ops": {k: c.to_dict() for k, c in self.ops.items()},
+              "schedule": self.schedule.to_dict()}
         if self.stages:
             d["stages"] = [{"start": s.start, "ops": {k: c.to_dict() for k, c in s.ops.items()}} for s in self.stages]
         if self.synthetic is not None:
@@ -197,7 +210,7 @@ class Policy:
     def from_dict(cls, d: Mapping[str, Any]) -> Policy:
         if not isinstance(d, Mapping):
             raise AutoaugError(f"a policy must be a JSON object, got {type(d).__name__}")
-        keys = ("name", "n_ops", "ops", "schedule", "stages", "synthetic")
+        keys = ("name", "base", "n_ops", "ops", "schedule", "stages", "synthetic")
         unknown = sorted(set(d) - set(keys))
         if unknown:
             raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: {', '.join(keys)}")
@@ -210,7 +223,7 @@ class Policy:
         if not isinstance(stages, list) or not all(isinstance(s, Mapping) and set(s) == {"start", "ops"}
                                                    for s in stages):
             raise AutoaugError("policy 'stages' must be a list of objects with 'start' and 'ops'")
-        return cls(ops=_ops_from_dict(d.get("ops", {})), n_ops=d.get("n_ops"),
+        return cls(ops=_ops_from_dict(d.get("ops", {})), n_ops=d.get("n_ops"), base=_ops_from_dict(d.get("base", {})),
                    schedule=Schedule.from_dict(d.get("schedule", {})), name=str(d.get("name", "custom")),
                    stages=tuple(Stage(s["start"], _ops_from_dict(s["ops"])) for s in stages),
                    synthetic=Synthetic(**synthetic) if synthetic is not None else None)
@@ -273,6 +286,14 @@ def _adaptive(kind: str) -> Policy:
     return Policy(ops=ops, schedule=Schedule(kind), name=kind)
 
 
+def _cropflip() -> dict[str, OpConfig]:
+    """The natural-image standard: pad by 1/8 of the side and crop back (4 px at 32 px), always; horizontal flip
+    with p = 0.5 (torchvision's and timm's CIFAR recipes)."""
+    return {"crop": OpConfig(_phys("crop", 0.125), 1.0, "fixed"), "hflip": OpConfig(0.0, 0.5)}
+
+
+_TRIVIAL = {op: OpConfig(1.0 if OPS[op].has_magnitude else 0.0) for op in RAND_OPS}
+
 PRESETS: dict[str, Policy] = {
     "none": Policy(name="none"),
     "baseline": Policy(
@@ -286,8 +307,10 @@ PRESETS: dict[str, Policy] = {
         name="baseline",
     ),
     "randaugment": _randaugment(),
-    "trivialaugment": Policy(ops={op: OpConfig(1.0 if OPS[op].has_magnitude else 0.0) for op in RAND_OPS},
-                             n_ops=1, name="trivialaugment"),
+    "trivialaugment": Policy(ops=_TRIVIAL, n_ops=1, name="trivialaugment"),
+    "cropflip": Policy(base=_cropflip(), name="cropflip"),
+    "cropflip+randaugment": replace(_randaugment(), base=_cropflip(), name="cropflip+randaugment"),
+    "cropflip+trivialaugment": Policy(base=_cropflip(), ops=_TRIVIAL, n_ops=1, name="cropflip+trivialaugment"),
     "feedback": _adaptive("feedback"),
     "augnet": _adaptive("augnet"),
 }

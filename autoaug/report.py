@@ -31,7 +31,8 @@ from autoaug.policy import Policy, resolve_policy
 from autoaug.progress import RunsProgress, Status
 from autoaug.summary import by_policy, comparison_rows, diff, main_table, pm
 
-BASELINES = ("none", "baseline", "randaugment", "trivialaugment")
+NATURAL_STANDARDS = ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
+OTHER_STANDARDS = ("randaugment", "trivialaugment")
 SEARCHED = "searched"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SEARCH_FILES = ("search.json", "trials.csv", "best_policy.json")
@@ -108,6 +109,13 @@ class Report:
     records: list[dict[str, Any]]
 
 
+def standards(image_shape: Sequence[int]) -> tuple[str, ...]:
+    """What a report compares the searched policy with by default, besides ``none``: for RGB images (taken as
+    natural photos) pad-and-crop plus flip, and RandAugment and TrivialAugment on top of it, as the published
+    recipes apply them; for gray images RandAugment and TrivialAugment alone."""
+    return NATURAL_STANDARDS if image_shape[0] == 3 else OTHER_STANDARDS
+
+
 def compared_policies(specs: Sequence[str]) -> list[Policy]:
     """Policies to compare with the searched one: preset names, ``NAME=FILE.json`` or ``FILE.json`` (named
     as in the file). ``none``, the reference, is always first."""
@@ -126,7 +134,7 @@ def compared_policies(specs: Sequence[str]) -> list[Policy]:
 
 
 def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os.PathLike[str] = "reports",
-                compare: Sequence[str] = BASELINES,
+                compare: Sequence[str] | None = None,
                 tracking_uri: str | None = None, cpus_per_trial: float | None = None,
                 gpus_per_trial: float | None = None, robust_size: int = 500, address: str | None = None,
                 num_cpus: int | None = None, precision: str | None = None,
@@ -137,7 +145,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
         raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
     if not isinstance(robust_size, int) or robust_size < 1:
         raise AutoaugError(f"robust size {robust_size!r} must be a positive integer")
-    compared = compared_policies(compare)
+    compared = compared_policies(compare) if compare is not None else None
     found = load_search(search, tracking_uri)
     s = found.settings
     out_root = Path(out).expanduser().resolve()
@@ -149,6 +157,8 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     from autoaug.train import TrainConfig
 
     data = load_dataset(s["dataset"], train_size=s["train_size"], seed=s["seed"])
+    if compared is None:
+        compared = compared_policies(standards(data.image_shape))
     base = TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"],
                        precision=precision or s.get("precision", "auto"), compile=s.get("compile", False),
                        **found.train_overrides())
@@ -338,7 +348,8 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
         ("p", _verdict_sentence(rows)),
         ("h2", "Policies"),
         ("table", (["policy", "how it augments", "ops"],
-                   [[p.name, mechanism(p) + _twin_note(p, records), ", ".join(p.ops) or "—"] for p in policies])),
+                   [[p.name, mechanism(p) + _twin_note(p, records), ", ".join([*p.base, *p.ops]) or "—"]
+                    for p in policies])),
         ("h2", "Setting"),
         ("p", f"Data: {data.summary()} (test split used only here). Model `{s['model']}`, {epochs} epochs, batch "
               f"{s['batch_size']}, {base.optimizer} with learning rate {base.lr:g} (cosine schedule) and weight decay "
@@ -397,7 +408,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
                     + [f"{r['train_acc']:.4f}", f"{r['fgsm_acc']:.4f}", f"{r['train_seconds']:.1f}"])
                     for r in records])),
         ("h2", "Reproduce"),
-        ("pre", _reproduce(found, seeds, final, policies[1:])),
+        ("pre", _reproduce(found, seeds, final, policies[1:], standards(data.image_shape))),
         ("h2", "Environment"),
         ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
     ]
@@ -439,8 +450,11 @@ def mechanism(policy: Policy) -> str:
 
 
 def _augmenting(policy: Policy) -> str:
-    if not policy.ops and not policy.stages:
+    if not policy.augments:
         return "no augmentation"
+    base = f"base {', '.join(policy.base)} (each with its probability)" if policy.base else ""
+    if not policy.ops and not policy.stages:
+        return base
     kind = policy.schedule.kind
     own = sorted({c.schedule.kind for c in policy.ops.values() if c.schedule is not None})
     held, every = policy.schedule.params.get("holdout"), policy.schedule.params.get("every")
@@ -453,7 +467,7 @@ def _augmenting(policy: Policy) -> str:
     if policy.stages:
         text += f"; {len(policy.stages) + 1} stages (a PBT lineage, replayed)"
     per_image = f"; {policy.n_ops} op{'s' if policy.n_ops > 1 else ''} per image" if policy.n_ops else ""
-    return text + per_image
+    return (f"{base}, then " if base else "") + text + per_image
 
 
 def trial_status(trials: Any, epochs: int) -> Any:
@@ -511,9 +525,10 @@ def _corruption_table(groups: dict[str, list[dict[str, Any]]]) -> tuple[list[str
     return ["policy (mean over severities 1–5)", *names], rows
 
 
-def _reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequence[Policy]) -> str:
+def _reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequence[Policy],
+               default: Sequence[str]) -> str:
     """The search command with the settings that differ from its budget, and the report command on the
-    search files copied into ``report``."""
+    search files copied into ``report`` (``--compare`` where ``compared`` is not ``none`` and the ``default``)."""
     from autoaug.policy import PRESETS
     from autoaug.tune import BUDGETS
 
@@ -533,7 +548,7 @@ def _reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequen
     names = [p.name for p in compared]
     specs = [p.name if PRESETS.get(p.name) == p else f"{p.name}={_shown_path(report / 'policies' / f'{p.name}.json')}"
              for p in compared]
-    compare = "" if names == list(BASELINES) and specs == names else f" --compare {','.join(specs)}"
+    compare = "" if names == ["none", *default] and specs == names else f" --compare {','.join(specs)}"
     return (" ".join(args) + f" --report-seeds {seeds}{compare}\n"
             "# the final training and the report alone, from the search's files copied beside this report:\n"
             f"autoaug report {_shown_path(report / 'search')} --seeds {seeds}{compare}")

@@ -82,7 +82,7 @@ def test_the_draws_follow_the_policy_as_the_batched_ones_do(n_ops: int | None, p
         assert single["_counts"].max() <= n_ops
 
 
-@pytest.mark.parametrize("preset", ["baseline", "randaugment", "trivialaugment"])
+@pytest.mark.parametrize("preset", ["baseline", "randaugment", "trivialaugment", "cropflip+trivialaugment"])
 def test_presets_have_the_same_output_distribution(preset: str, photo: torch.Tensor) -> None:
     """Augmented images, batched and one at a time: per-image statistics agree in distribution."""
     img = _photo_uint8(photo)

@@ -1,0 +1,77 @@
+"""The natural-image standards: pad-and-crop plus flip, always on, and RandAugment / TrivialAugment on top."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+import torch
+import torchvision.transforms.v2 as v2
+import torchvision.transforms.v2.functional as F
+
+from autoaug.augment import Augmenter
+from autoaug.policy import PRESETS, Policy
+
+
+def _outcomes(img: torch.Tensor) -> dict[bytes, tuple[int, int, bool]]:
+    """Every image that a 4-px pad-and-crop and a horizontal flip can make of ``img``, by its shift and flip."""
+    out = {}
+    padded = F.pad(img, [4, 4], fill=0)
+    for top in range(9):
+        for left in range(9):
+            crop = F.crop(padded, top, left, 32, 32)
+            for flip in (False, True):
+                out[(F.horizontal_flip(crop) if flip else crop).numpy().tobytes()] = (top, left, flip)
+    return out
+
+
+def _counts(images: torch.Tensor, outcomes: dict) -> collections.Counter:
+    return collections.Counter(outcomes[x.numpy().tobytes()] for x in images)  # KeyError: an impossible image
+
+
+def test_cropflip_is_torchvisions_random_crop_and_flip(photo: torch.Tensor) -> None:
+    img = (photo[0] * 255).round().to(torch.uint8)
+    outcomes = _outcomes(img)
+    n = 8100
+    ours = _counts(Augmenter("cropflip", seed=0)(img.expand(n, -1, -1, -1).contiguous()), outcomes)
+    torch.manual_seed(0)
+    reference = v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()])
+    theirs = _counts(torch.stack([reference(img) for _ in range(n)]), outcomes)
+    for counts in (ours, theirs):
+        shifts = collections.Counter((top, left) for (top, left, _), c in counts.items() for _ in range(c))
+        assert len(shifts) == 81 and all(40 < c < 160 for c in shifts.values())  # 100 expected each: uniform
+        flipped = sum(c for (_, _, f), c in counts.items() if f)
+        assert abs(flipped / n - 0.5) < 0.03
+
+
+def test_the_standards_on_top_keep_cropflip_as_base() -> None:
+    crop = PRESETS["cropflip"].base
+    assert set(crop) == {"crop", "hflip"} and crop["crop"].probability == 1.0 and crop["hflip"].probability == 0.5
+    for name, layer in (("cropflip+randaugment", "randaugment"), ("cropflip+trivialaugment", "trivialaugment")):
+        p = PRESETS[name]
+        assert p.base == crop and p.ops == PRESETS[layer].ops and p.n_ops == PRESETS[layer].n_ops
+    assert not PRESETS["none"].augments and PRESETS["cropflip"].augments
+
+
+def test_old_policy_files_without_a_base_still_load_and_base_round_trips(tmp_path) -> None:
+    old = {"name": "mine", "n_ops": None, "ops": {"rotate": {"magnitude": 0.1, "probability": 1.0,
+                                                             "sampling": "uniform"}}, "schedule": {"kind": "constant"}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert Policy.load(tmp_path / "old.json").base == {}
+    p = PRESETS["cropflip+trivialaugment"]
+    assert Policy.from_dict(json.loads(p.to_json())) == p
+
+
+def test_base_ops_ignore_the_policy_schedule() -> None:
+    """A linear ramp from 0 scales the layer, not the always-on crop."""
+    p = Policy.from_dict({**PRESETS["cropflip+trivialaugment"].to_dict(),
+                          "schedule": {"kind": "linear", "start": 0.0, "end": 1.0}})
+    assert p.base_magnitudes(0.0)["crop"] == pytest.approx(0.5) and p.magnitudes(0.0)["rotate"] == 0.0
+
+
+def test_reports_compare_with_the_standards_for_the_kind_of_data() -> None:
+    from autoaug.report import standards
+
+    assert standards((3, 32, 32)) == ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
+    assert standards((1, 28, 28)) == ("randaugment", "trivialaugment")
