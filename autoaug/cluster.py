@@ -90,6 +90,13 @@ def worker_device(gpu_memory_fraction: float | None) -> str:
     return f"cuda:{index}"
 
 
+def node_id() -> str:
+    """The Ray node this process runs on."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
 def pack(data: DatasetSplits, *, test: bool = False) -> dict[str, Any]:
     """``data`` as numpy arrays for Ray's object store; the test split only with ``test=True``."""
     keys = SEARCH_KEYS + (TEST_KEYS if test else ())

@@ -87,10 +87,10 @@ def final_run(policy: Policy, seed: int, data: DatasetSplits, settings: FinalSet
 
 def _remote_final(packed: dict[str, Any], policy: Policy, seed: int, settings: FinalSettings,
                   gpu_memory_fraction: float | None) -> dict[str, Any]:
-    from autoaug.cluster import unpack, worker_device
+    from autoaug.cluster import node_id, unpack, worker_device
 
     settings = replace(settings, base=replace(settings.base, device=worker_device(gpu_memory_fraction)))
-    return final_run(policy, seed, unpack(packed), settings)
+    return {**final_run(policy, seed, unpack(packed), settings), "node_id": node_id()}
 
 
 def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSplits, settings: FinalSettings, *,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from autoaug.cluster import unpack, worker_device
+from autoaug.cluster import node_id, unpack, worker_device
 from autoaug.search_space import SearchSpace
 from autoaug.train import TrainConfig, train
 
@@ -22,5 +22,6 @@ def run_trial(config: dict[str, Any], *, data: dict[str, Any], space: SearchSpac
     policy = space.to_policy(config)
     # every trial shares the seed: same initialization and batch order, so trials differ only by policy
     cfg = replace(base, device=worker_device(gpu_memory_fraction), **space.train_overrides(config))
+    node = node_id()
     # a result per validation: ASHA's rungs (time attribute `epoch`) fall on validated epochs (tune._val_every)
-    train(cfg, unpack(data), policy, report=lambda m: tune.report(m) if "val_acc" in m else None)
+    train(cfg, unpack(data), policy, report=lambda m: tune.report({**m, "node_id": node}) if "val_acc" in m else None)
