@@ -86,14 +86,14 @@ class SearchProgress:
     def tick(self) -> None:
         self.status.update(self.line())
 
-    def ended(self, trial: str, outcome: str, epoch: int, acc: float | None) -> None:
-        """``outcome``: done, pruned or failed."""
+    def ended(self, trial: str, outcome: str, epoch: int, acc: float | None, why: str = "") -> None:
+        """``outcome``: done, pruned or failed (``why``: the error)."""
         self.running.pop(trial, None)
         self.ended_epochs += epoch
         setattr(self, outcome, getattr(self, outcome) + 1)
         if outcome == "done" and acc is not None and not (self.best >= acc):
             self.best = acc
-        what = {"done": "done", "pruned": f"stopped early at epoch {epoch}", "failed": "FAILED"}[outcome]
+        what = {"done": "done", "pruned": f"stopped early at epoch {epoch}", "failed": f"FAILED ({why})"}[outcome]
         score = f" val_acc {acc:.4f}" if acc is not None else ""
         self.status.event(f"[{self.elapsed():>6}] trial {self.done + self.pruned + self.failed}/{self.total} {trial} "
                           f"{what}{score}")

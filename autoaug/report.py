@@ -535,9 +535,9 @@ def _reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequen
     s = found.settings
     b = BUDGETS[s["budget"]]
     args = [f"autoaug search {s['dataset']} --budget {s['budget']} --seed {s['seed']}"]
-    for key, default in (("trials", b.trials), ("epochs", b.epochs), ("model", b.model),
-                         ("train_size", b.train_size)):
-        if s.get(key) != default:
+    for key, budgeted in (("trials", b.trials), ("epochs", b.epochs), ("model", b.model),
+                          ("train_size", b.train_size)):
+        if s.get(key) != budgeted:
             args.append(f"--{key.replace('_', '-')} {s[key]}")
     if s.get("scheduler", "asha") != "asha":
         args.append(f"--scheduler {s['scheduler']}")

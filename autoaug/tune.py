@@ -165,8 +165,8 @@ def _progress_callback(key: str, epochs: int) -> Any:
             from autoaug.tracking import trial_error
 
             if (p := live()) is not None:
-                p.ended(trial.trial_id, "failed", int((trial.last_result or {}).get("epoch", 0)), None)
-                p.status.event(f"         {trial.trial_id}: {trial_error(trial)}")
+                p.ended(trial.trial_id, "failed", int((trial.last_result or {}).get("epoch", 0)), None,
+                        trial_error(trial))
 
     return Progress()
 

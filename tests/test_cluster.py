@@ -66,8 +66,9 @@ def cluster():
 
 
 def _status(address: str, env: dict) -> str:
-    out = subprocess.run([sys.executable, "-c", "import ray; ray.init(address=%r, log_to_driver=False); "
-                          "print(len([n for n in ray.nodes() if n['Alive']]), 'node')" % address],
+    code = (f"import ray; ray.init(address={address!r}, log_to_driver=False); "
+            "print(len([n for n in ray.nodes() if n['Alive']]), 'node')")
+    out = subprocess.run([sys.executable, "-c", code],
                          capture_output=True, text=True, env=env).stdout
     return out.strip()
 
