@@ -324,7 +324,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         if started:
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json", out / STUDY_FILE,
-                                _space_file(search_space)], cause=cause)
+                                _space_file(search_space.source)], cause=cause)
 
 
 def _resumed(given: dict[str, Any], saved: dict[str, Any], dataset: str) -> dict[str, Any]:
@@ -340,6 +340,9 @@ def _resumed(given: dict[str, Any], saved: dict[str, Any], dataset: str) -> dict
             raise AutoaugError(f"--{key.replace('_', '-')} {value!r} contradicts the resumed search's {kept!r}; "
                                "leave it out to resume with the search's own")
         out[key] = kept
+    if out["space"] is not None:  # as the search recorded it: a path of its own, or one in autoaug's search_spaces/
+        recorded = Path(out["space"])
+        out["space"] = str(recorded if recorded.exists() else _space_file(recorded))
     return out
 
 
@@ -398,8 +401,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     write_text(path, json.dumps(data, indent=2))
 
 
-def _space_file(space: SearchSpace) -> Path:
-    path = Path(space.source)
+def _space_file(source: str | os.PathLike[str]) -> Path:
+    """A space's file from its recorded ``source``: absolute, or relative to autoaug's own folder."""
+    path = Path(source)
     return path if path.is_absolute() else Path(__file__).resolve().parent.parent / path
 
 
