@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
+from bench_augment import median_ms
 
 from autoaug.datasets import DatasetSplits
 from autoaug.train import TrainConfig, Trainer, evaluate
@@ -41,14 +41,7 @@ def _data(shape: tuple[int, int, int], n: int = 2048) -> DatasetSplits:
 
 
 def _median_s(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_ms(fn, reps, warmup) / 1000
 
 
 def trainer(model: str, shape: tuple[int, int, int], variant: str) -> Trainer:

@@ -26,7 +26,6 @@ def photo() -> torch.Tensor:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """A real ``mlflow server`` subprocess on 127.0.0.1, stopped (with its workers) at the end."""
-    import signal
     import socket
     import subprocess
     import sys
@@ -55,12 +54,20 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
                 time.sleep(0.5)
         yield uri
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=30)
+
+
+def stop_group(proc, timeout: float) -> None:
+    """SIGTERM the process group a ``start_new_session`` child leads, SIGKILL it after ``timeout`` seconds."""
+    import signal
+    import subprocess
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def ray_processes() -> set[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import stop_group
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -55,12 +56,7 @@ def cluster():
         yield address
     finally:
         for node in reversed(nodes):
-            os.killpg(node.pid, signal.SIGTERM)
-            try:
-                node.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
-                node.wait()
+            stop_group(node, timeout=60)
         for pid in _pids_using(temp):  # anything the nodes left behind
             os.kill(pid, signal.SIGKILL)
 
