@@ -26,6 +26,7 @@ lint: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	$(BIN)/python benchmarks/bench_augment.py --threads 2 --out reports/benchmarks.md
+	$(BIN)/python benchmarks/bench_train.py --compile --out reports/benchmarks.md
 	$(BIN)/python benchmarks/bench_search.py --out reports/benchmarks.md
 
 # The real Fashion-MNIST, offline, from Debian's package (needs root).
