@@ -100,14 +100,9 @@ def _preset_column(frame: Any, points: dict[str, dict[str, Any]]) -> list[str]:
 STUDY_FILE = "optuna.db"  # the search's Optuna study, beside its other files (optuna-dashboard opens it)
 
 
-def study_storage(folder: Path) -> str:
-    """The RDB storage URL of the Optuna study of the search in ``folder`` (named ``folder.name``)."""
-    return f"sqlite:///{folder.resolve() / STUDY_FILE}"
-
-
-def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int, folder: Path) -> Any:
-    """Seeded TPE; a quarter of the trials (at least the presets and two random points) start it. The study
-    lives in ``folder`` (:func:`study_storage`)."""
+def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int) -> Any:
+    """Seeded TPE; a quarter of the trials (at least the presets and two random points) start it. Its study
+    lives in memory (and in Tune's checkpoints, for a resume); :func:`_write_study` stores the finished one."""
     import optuna
     from optuna.trial import TrialState
     from ray.tune.search.optuna import OptunaSearch
@@ -128,7 +123,6 @@ def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int, fol
 
     points = list(_preset_points(space, base).values())
     return PrunedAwareOptunaSearch(space=functools.partial(_define, space), metric=METRIC, mode=MODE,
-                                   study_name=folder.name, storage=optuna.storages.RDBStorage(study_storage(folder)),
                                    points_to_evaluate=points, sampler=optuna.samplers.TPESampler(
                                        seed=seed, n_startup_trials=max(len(points) + 2, trials // 4)))
 
@@ -282,7 +276,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             if scheduler == "pbt":
                 trial_scheduler, param_space = pbt.scheduler(search_space, epochs, seed)
             else:
-                search_alg = _searcher(search_space, seed, base, trials, out)
+                search_alg = _searcher(search_space, seed, base, trials)
             if scheduler == "asha":
                 trial_scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=3)
             tuner = tune.Tuner(
@@ -325,6 +319,30 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json", out / STUDY_FILE,
                                 _space_file(search_space.source)], cause=cause)
+
+
+def _write_study(frame: Any, space: SearchSpace, folder: Path) -> None:
+    """The search's trials as an Optuna study (named after ``folder``) in ``folder/optuna.db``: each trial's
+    parameters replayed through the space (so the study has their distributions), its value, its state."""
+    import optuna
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    states = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+    with atomic(folder / STUDY_FILE) as tmp:
+        study = optuna.create_study(study_name=folder.name, storage=f"sqlite:///{tmp.resolve()}", direction="maximize")
+        for _, row in frame.iterrows():
+            study.enqueue_trial({k[len("config/"):]: v.item() if hasattr(v, "item") else v
+                                 for k, v in row.items() if k.startswith("config/") and not pd.isna(v)})
+            trial = study.ask()
+            space.suggest(trial)
+            state = states[row.get("status", "completed")]
+            if state == TrialState.COMPLETE:
+                study.tell(trial, float(row[METRIC]))
+                continue
+            if state == TrialState.PRUNED and not pd.isna(row.get(METRIC)):
+                trial.report(float(row[METRIC]), int(row["epoch"]))
+            study.tell(trial, state=state)
 
 
 def _resumed(given: dict[str, Any], saved: dict[str, Any], dataset: str) -> dict[str, Any]:
@@ -429,6 +447,8 @@ def _summarize(frame: Any, space: SearchSpace, out: Path, dataset: str, epochs: 
     policy_path = best.save(out / "best_policy.json")
     with atomic(out / "trials.csv") as tmp:
         frame.to_csv(tmp, index=False)
+    if settings.get("study"):
+        _write_study(frame, space, out)
     summary = {**settings, "best_val_acc": float(best_row[METRIC]), "mlflow_run_id": tracker.parent_id,
                "tracking_uri": tracker.uri}
     _write_json(out / "search.json", summary)
