@@ -201,8 +201,11 @@ def optuna_views(storage: Path, study_name: str, folder: Path, top: int = 8) -> 
         varied = {k for t in completed for k in t.params if len({str(u.params.get(k)) for u in completed}) > 1}
         if len(completed) < 3 or not varied:
             return out
-        importances = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
-                                                              params=sorted(varied))
+        try:
+            importances = optuna.importance.get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0),
+                                                                  params=sorted(varied))
+        except RuntimeError:  # fANOVA finds no variance to explain (e.g. every completed trial scored the same)
+            return out
         save(views.plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), params=sorted(varied)),
              "optuna_importances.png", "Optuna: parameter importances (fANOVA over completed trials)")
         shown = list(importances)[:top]

@@ -19,3 +19,11 @@ def test_optuna_views_of_a_stored_study(tmp_path: Path) -> None:
     assert [p.name for p, _ in figures] == ["optuna_history.png", "optuna_importances.png", "optuna_parallel.png"]
     assert all(p.stat().st_size > 10_000 for p, _ in figures)
     assert "2 most important" in figures[2][1]
+
+
+def test_a_study_without_variance_gets_its_history_only(tmp_path: Path) -> None:
+    storage = tmp_path / "optuna.db"
+    study = optuna.create_study(study_name="flat", storage=f"sqlite:///{storage}", direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: 0.5 + 0 * t.suggest_float("x", 0, 1), n_trials=5)
+    assert [p.name for p, _ in optuna_views(storage, "flat", tmp_path)] == ["optuna_history.png"]
