@@ -30,13 +30,13 @@ from autoaug.errors import AutoaugError
 from autoaug.policy import Policy, resolve_policy
 from autoaug.progress import RunsProgress, Status
 from autoaug.summary import by_policy, comparison_rows, diff, main_table, pm
+from autoaug.tune import STUDY_FILE
 
 NATURAL_STANDARDS = ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
 OTHER_STANDARDS = ("randaugment", "trivialaugment")
 SEARCHED = "searched"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SEARCH_FILES = ("search.json", "trials.csv", "best_policy.json")
-STUDY_FILE = "optuna.db"  # the search's Optuna study, where it kept one (autoaug.tune.STUDY_FILE)
 
 
 # ------------------------------------------------------------------------------------------------ the search
