@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,14 +19,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+def _int_from(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {low}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_from(1)
 
 
 def _size(text: str) -> float | int:
@@ -111,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in ./mlruns)")
     p.add_argument("--save-policy", type=Path, default=None, help="also write the best policy to this file")
     p.add_argument("--seed", type=int, default=None, help="root seed of the search (default: 0)")
+    p.add_argument("--select", type=_int_from(0), default=None,
+                   help="before naming the best, train the K best trials, the best standard and none again on 2 "
+                        "more seeds and pick the best mean; 0: the best single trial (default: from --budget, 3)")
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="skip the final report (retraining the best policy and the presets on several seeds)")
     p.add_argument("--report-seeds", type=_positive_int, default=3, help="seeds of the final report (default: 3)")
@@ -282,9 +291,12 @@ def cmd_search(args: argparse.Namespace) -> int:
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
                          storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,
                          scheduler=args.scheduler, precision=args.precision, compile=args.compile,
-                         echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
-    ops = ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in result.best_policy.ops.items())
-    print(f"best policy: val_acc {result.best_val_acc:.4f}: {ops or 'no augmentation'}")
+                         select=args.select, echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
+    from autoaug.report import describe
+
+    settings = json.loads((result.output_dir / "search.json").read_text())
+    over = f" (mean over {len(settings['selection']['seeds'])} seeds)" if "selection" in settings else ""
+    print(f"best policy: val_acc {result.best_val_acc:.4f}{over}: {describe(result.best_policy)}")
     frame = result.trials
     for _, row in frame[frame["preset"] != ""].iterrows():
         how = "completed" if row["epoch"] >= frame["epoch"].max() else f"stopped by ASHA after epoch {row['epoch']}"
@@ -292,7 +304,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.save_policy is not None:
         result.best_policy.save(args.save_policy)
     print(f"saved to {args.save_policy or result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
-    settings = json.loads((result.output_dir / "search.json").read_text())
     size = f" --train-size {settings['train_size']}" if settings["train_size"] else ""
     print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path} --model {settings['model']} "
           f"--epochs {settings['epochs']} --batch-size {settings['batch_size']}{size}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
@@ -261,19 +261,66 @@ def _phys(op: str, value: float) -> float:
     return (value - spec.low) / (spec.high - spec.low)
 
 
-RAND_OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "saturation", "posterize", "contrast",
-            "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y")
+
+# The op set of RandAugment and TrivialAugment, in two groups that a search weighs (identity belongs to neither)
+GROUPS: dict[str, tuple[str, ...]] = {
+    "geometric": ("rotate", "shear_x", "shear_y", "translate_x", "translate_y"),
+    "color": ("autocontrast", "equalize", "solarize", "saturation", "posterize", "contrast", "brightness",
+              "sharpness"),
+}
+# RandAugment's physical range of each op at its full magnitude (M = 30; torchvision's)
+_RAND_RANGES = {"rotate": 30.0, "shear_x": 0.3, "shear_y": 0.3, "translate_x": 150 / 331, "translate_y": 150 / 331,
+                "brightness": 0.9, "contrast": 0.9, "saturation": 0.9, "sharpness": 0.9, "posterize": 4.0,
+                "solarize": 1.0}
+# how the sampled layer sets each image's magnitude: randaugment, ``fixed`` at the global magnitude on
+# RandAugment's ranges; trivialaugment, ``uniform`` up to it on the wide ranges (the registry's)
+STYLES = ("randaugment", "trivialaugment")
+
+
+def _bases() -> dict[str, dict[str, OpConfig]]:
+    """The always-on layers a policy may start with. ``cropflip`` is the natural-image standard: pad by 1/8 of the
+    side and crop back (4 px at 32 px), always, and horizontal flip with p = 0.5 (torchvision's and timm's CIFAR
+    recipes); ``crop`` alone suits images that must not be mirrored (digits)."""
+    crop = {"crop": OpConfig(_phys("crop", 0.125), 1.0, "fixed")}
+    return {"none": {}, "crop": crop, "cropflip": {**crop, "hflip": OpConfig(0.0, 0.5)}}
+
+
+BASES = _bases()
+
+
+def layered(base: str = "none", n_ops: int = 0, magnitude: float = 0.0, style: str = "randaugment",
+            groups: Mapping[str, float] | None = None, schedule: Schedule | None = None,
+            name: str = "custom") -> Policy:
+    """A policy of the compact space: the ``base`` layer (:data:`BASES`) always on, then ``n_ops`` ops per image
+    drawn uniformly from identity and the ops of ``groups``, at the global ``magnitude`` in ``style``
+    (:data:`STYLES`); a drawn op of group ``g`` applies with probability ``groups[g]`` (default: every group, 1).
+
+    ``none``, ``cropflip``, RandAugment (``n_ops=2, magnitude=0.3``: M = 9) and TrivialAugment (``n_ops=1,
+    magnitude=1``, ``trivialaugment`` style), alone or on ``cropflip``, are points of it."""
+    if base not in BASES:
+        raise choice_error("base", base, BASES)
+    if style not in STYLES:
+        raise choice_error("style", style, STYLES)
+    groups = dict.fromkeys(GROUPS, 1.0) if groups is None else groups
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:
+        raise choice_error("op group", unknown[0], GROUPS)
+    ops: dict[str, OpConfig] = {}
+    if n_ops:
+        sampling = "fixed" if style == "randaugment" else "uniform"
+        ops["identity"] = OpConfig(0.0, 1.0, sampling)
+        for group, p in groups.items():
+            for op in GROUPS[group]:
+                scale = _phys(op, _RAND_RANGES[op]) if style == "randaugment" and op in _RAND_RANGES else 1.0
+                m = magnitude * scale if OPS[op].has_magnitude else 0.0
+                ops[op] = OpConfig(m, p, sampling)
+    return Policy(base=BASES[base], ops=ops, n_ops=min(n_ops, len(ops)) or None,
+                  schedule=schedule or Schedule(), name=name)
 
 
 def _randaugment(m: int = 9, n: int = 2) -> Policy:
     """RandAugment (torchvision's op set and ranges) with ``n`` ops per image at magnitude ``m`` of 30."""
-    f = m / 30
-    physical = {"rotate": 30 * f, "shear_x": 0.3 * f, "shear_y": 0.3 * f, "translate_x": 150 / 331 * f,
-                "translate_y": 150 / 331 * f, "brightness": 0.9 * f, "contrast": 0.9 * f, "saturation": 0.9 * f,
-                "sharpness": 0.9 * f, "posterize": round(4 * f), "solarize": f}
-    ops = {op: OpConfig(round(_phys(op, physical[op]), 4) if op in physical else 0.0, 1.0, "fixed")
-           for op in RAND_OPS}
-    return Policy(ops=ops, n_ops=n, name="randaugment")
+    return layered(n_ops=n, magnitude=m / 30, name="randaugment")
 
 
 def _adaptive(kind: str) -> Policy:
@@ -285,14 +332,6 @@ def _adaptive(kind: str) -> Policy:
            "contrast": OpConfig(_phys("contrast", 0.2), 0.5)}
     return Policy(ops=ops, schedule=Schedule(kind), name=kind)
 
-
-def _cropflip() -> dict[str, OpConfig]:
-    """The natural-image standard: pad by 1/8 of the side and crop back (4 px at 32 px), always; horizontal flip
-    with p = 0.5 (torchvision's and timm's CIFAR recipes)."""
-    return {"crop": OpConfig(_phys("crop", 0.125), 1.0, "fixed"), "hflip": OpConfig(0.0, 0.5)}
-
-
-_TRIVIAL = {op: OpConfig(1.0 if OPS[op].has_magnitude else 0.0) for op in RAND_OPS}
 
 PRESETS: dict[str, Policy] = {
     "none": Policy(name="none"),
@@ -307,13 +346,24 @@ PRESETS: dict[str, Policy] = {
         name="baseline",
     ),
     "randaugment": _randaugment(),
-    "trivialaugment": Policy(ops=_TRIVIAL, n_ops=1, name="trivialaugment"),
-    "cropflip": Policy(base=_cropflip(), name="cropflip"),
-    "cropflip+randaugment": replace(_randaugment(), base=_cropflip(), name="cropflip+randaugment"),
-    "cropflip+trivialaugment": Policy(base=_cropflip(), ops=_TRIVIAL, n_ops=1, name="cropflip+trivialaugment"),
+    "trivialaugment": layered(n_ops=1, magnitude=1.0, style="trivialaugment", name="trivialaugment"),
+    "cropflip": layered("cropflip", name="cropflip"),
+    "cropflip+randaugment": replace(_randaugment(), base=BASES["cropflip"], name="cropflip+randaugment"),
+    "cropflip+trivialaugment": layered("cropflip", 1, 1.0, "trivialaugment", name="cropflip+trivialaugment"),
     "feedback": _adaptive("feedback"),
     "augnet": _adaptive("augnet"),
 }
+
+
+NATURAL_STANDARDS = ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
+OTHER_STANDARDS = ("randaugment", "trivialaugment")
+
+
+def standards(image_shape: Sequence[int]) -> tuple[str, ...]:
+    """The free standards for images of ``image_shape`` ``[C, H, W]``, besides ``none``: for RGB images (taken as
+    natural photos) pad-and-crop plus flip, and RandAugment and TrivialAugment on top of it, as the published
+    recipes apply them; for gray images RandAugment and TrivialAugment alone."""
+    return NATURAL_STANDARDS if image_shape[0] == 3 else OTHER_STANDARDS
 
 
 def resolve_policy(spec: str | Policy) -> Policy:

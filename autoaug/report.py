@@ -27,13 +27,11 @@ from typing import Any
 
 from autoaug.document import Block, environment, to_html, to_markdown
 from autoaug.errors import AutoaugError
-from autoaug.policy import Policy, resolve_policy
+from autoaug.policy import Policy, resolve_policy, standards
 from autoaug.progress import RunsProgress, Status
 from autoaug.summary import by_policy, comparison_rows, diff, main_table, pm
 from autoaug.tune import STUDY_FILE
 
-NATURAL_STANDARDS = ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
-OTHER_STANDARDS = ("randaugment", "trivialaugment")
 SEARCHED = "searched"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SEARCH_FILES = ("search.json", "trials.csv", "best_policy.json")
@@ -55,7 +53,8 @@ class FinishedSearch:
         """Training hyper-parameters the best trial used, where the space searched them (``train.*``)."""
         epochs = self.settings["epochs"]
         done = self.trials[self.trials["epoch"] >= epochs]
-        row = done.loc[done["val_acc"].idxmax()]
+        picked = done[done["trial_id"] == self.settings.get("best_trial_id")] if "trial_id" in done else done.iloc[:0]
+        row = picked.iloc[0] if len(picked) else done.loc[done["val_acc"].idxmax()]
         return {k[len("config/train."):]: float(v) for k, v in row.items() if k.startswith("config/train.")}
 
 
@@ -107,13 +106,6 @@ class Report:
     folder: Path
     rows: list[dict[str, Any]]
     records: list[dict[str, Any]]
-
-
-def standards(image_shape: Sequence[int]) -> tuple[str, ...]:
-    """What a report compares the searched policy with by default, besides ``none``: for RGB images (taken as
-    natural photos) pad-and-crop plus flip, and RandAugment and TrivialAugment on top of it, as the published
-    recipes apply them; for gray images RandAugment and TrivialAugment alone."""
-    return NATURAL_STANDARDS if image_shape[0] == 3 else OTHER_STANDARDS
 
 
 def compared_policies(specs: Sequence[str]) -> list[Policy]:
@@ -379,6 +371,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
               "CPU time over wall time and the run's threads."),
         ("h2", "Search"),
         ("p", _search_sentence(found)),
+        *_selection_blocks(found),
         ("pre", best.to_json()),
     ]
     blocks += [("img", fig) for fig in figures]
@@ -449,6 +442,19 @@ def mechanism(policy: Policy) -> str:
     return _augmenting(policy) + mixed
 
 
+def describe(policy: Policy) -> str:
+    """One line: how the policy augments, then its ops with magnitude and probability."""
+    def ops(configs: Any) -> str:
+        return ", ".join(f"{k} (m {c.magnitude:.2f}, p {c.probability:.2f})" for k, c in configs.items())
+
+    parts = [mechanism(policy)]
+    if policy.base:
+        parts.append(f"base: {ops(policy.base)}")
+    if policy.ops:
+        parts.append(f"ops: {ops(policy.ops)}")
+    return "; ".join(parts)
+
+
 def _augmenting(policy: Policy) -> str:
     if not policy.augments:
         return "no augmentation"
@@ -509,8 +515,29 @@ def _search_sentence(found: FinishedSearch) -> str:
         how = "completed" if row["epoch"] >= epochs else f"stopped by ASHA after epoch {row['epoch']}"
         points.append(f"the `{row['preset']}` point {row['val_acc']:.4f} ({how})")
     evaluated = f"; in the same search {' and '.join(points)}" if points else ""
+    if "selection" in s:
+        return (f"{len(completed)} trials completed all {epochs} epochs{evaluated}. The searched policy reached "
+                f"validation accuracy {s['best_val_acc']:.4f}, its mean over {len(s['selection']['seeds'])} seeds.")
     return (f"The best of {len(completed)} completed trials reached validation accuracy {s['best_val_acc']:.4f} "
             f"after {epochs} epochs{evaluated}. The searched policy:")
+
+
+def _selection_blocks(found: FinishedSearch) -> list[Block]:
+    """The search's selection stage (:mod:`autoaug.selection`): its table and the paired line against ``none``."""
+    from autoaug.selection import table
+
+    chosen, rows = found.settings.get("selection"), table(found.trials)
+    if not chosen or rows is None:
+        return []
+    vs = chosen.get("versus_none")
+    picked_as = next(row[1] for row in rows[1] if row[-1] == "yes")
+    line = (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` [95% CI "
+            f"{vs['low']:+.4f}, {vs['high']:+.4f}] (n = {vs['n']}, paired by seed): {vs['verdict']}." if vs
+            else f"The picked trial is the `{picked_as}` point.")
+    return [("p", f"Selection: before naming the best, these trials trained again on seeds "
+                  f"{', '.join(map(str, chosen['seeds'][1:]))} (the search used seed {chosen['seeds'][0]}), and the "
+                  f"best mean validation accuracy over the {len(chosen['seeds'])} seeds was picked. {line}"),
+            ("table", rows), ("p", "The searched policy:")]
 
 
 def _corruption_table(groups: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:

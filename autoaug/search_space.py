@@ -8,13 +8,13 @@ error names the file, the key and the bad value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from autoaug.errors import AutoaugError
 from autoaug.ops import OPS
-from autoaug.policy import SAMPLING, OpConfig, Policy, Synthetic
+from autoaug.policy import BASES, GROUPS, SAMPLING, STYLES, OpConfig, Policy, Synthetic, layered
 from autoaug.schedule import ADAPTIVE, Schedule
 from autoaug.schedule import PARAMS as SCHEDULE_PARAMS
 from autoaug.synthetic import GENERATORS
@@ -34,11 +34,73 @@ class OpRange:
 
 
 @dataclass(frozen=True)
+class Layer:
+    """The compact space (:func:`autoaug.policy.layered`): the base layers it may choose, the range of ops per
+    image, of the global magnitude, the styles, and each op group's probability range."""
+
+    bases: tuple[str, ...] = ("none", "cropflip")
+    n_ops: tuple[int, int] = (0, 3)
+    magnitude: Range = (0.0, 1.0)
+    styles: tuple[str, ...] = STYLES
+    groups: Mapping[str, Range] = field(default_factory=lambda: dict.fromkeys(GROUPS, (0.0, 1.0)))
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Every dimension, always (a point with no ops per image ignores the others)."""
+        params: dict[str, Any] = {
+            "base": trial.suggest_categorical("base", list(self.bases)),
+            "n_ops": trial.suggest_int("n_ops", *self.n_ops),
+            "magnitude": trial.suggest_float("magnitude", *self.magnitude),
+            "style": trial.suggest_categorical("style", list(self.styles)),
+        }
+        for group, r in self.groups.items():
+            params[f"group.{group}"] = trial.suggest_float(f"group.{group}", *r)
+        return params
+
+    def to_policy(self, params: Mapping[str, Any], schedule: Schedule, name: str) -> Policy:
+        groups = {g: float(params[f"group.{g}"]) for g in self.groups}
+        return layered(params["base"], int(params["n_ops"]), float(params["magnitude"]), params["style"], groups,
+                       schedule, name)
+
+    def point(self, policy: Policy) -> dict[str, Any] | None:
+        """The parameters of ``policy``, found by reading its base, ops per image, style and magnitude and
+        checked by rebuilding it; ``None`` when it is not a point of this layer."""
+        base = next((b for b in self.bases if BASES[b] == policy.base), None)
+        n_ops = policy.n_ops or 0
+        probe = next((op for op in policy.ops if op != "identity" and OPS[op].has_magnitude), None)
+        style = ("randaugment" if probe is None or policy.ops[probe].sampling == "fixed" else "trivialaugment")
+        if base is None or style not in self.styles or not self.n_ops[0] <= n_ops <= self.n_ops[1]:
+            return None
+        unit = layered(n_ops=1, magnitude=1.0, style=style)  # each op's magnitude at global magnitude 1
+        magnitude = policy.ops[probe].magnitude / unit.ops[probe].magnitude if probe else self.magnitude[0]
+        groups = {g: next((policy.ops[op].probability for op in GROUPS[g] if op in policy.ops), r[1])
+                  for g, r in self.groups.items()}
+        params = {"base": base, "n_ops": n_ops, "magnitude": round(magnitude, 6), "style": style,
+                  **{f"group.{g}": p for g, p in groups.items()}}
+        inside = self.magnitude[0] <= params["magnitude"] <= self.magnitude[1] and all(
+            r[0] <= groups[g] <= r[1] for g, r in self.groups.items())
+        rebuilt = self.to_policy(params, policy.schedule, policy.name)
+        return params if inside and _same(rebuilt, policy) else None
+
+
+def _same(a: Policy, b: Policy) -> bool:
+    """Equal policies, up to rounding of their magnitudes."""
+    def close(x: Mapping[str, OpConfig], y: Mapping[str, OpConfig]) -> bool:
+        return x.keys() == y.keys() and all(
+            abs(x[k].magnitude - y[k].magnitude) < 1e-6 and x[k].probability == y[k].probability
+            and x[k].sampling == y[k].sampling and x[k].schedule == y[k].schedule for k in x)
+
+    return (close(a.base, b.base) and close(a.ops, b.ops) and a.n_ops == b.n_ops and a.schedule == b.schedule
+            and a.stages == b.stages and a.synthetic == b.synthetic)
+
+
+@dataclass(frozen=True)
 class SearchSpace:
-    """A validated search space. ``source`` is the file it came from."""
+    """A validated search space. ``source`` is the file it came from. Either ``layer`` (the compact space: a
+    handful of dimensions) or ``ops`` (every op's magnitude and probability, applied as a pipeline)."""
 
     source: str
     ops: Mapping[str, OpRange]
+    layer: Layer | None = None
     schedule_kinds: tuple[str, ...] = ("constant",)
     schedule_ranges: Mapping[str, Range] | None = None
     per_op_schedule: bool = False  # each op with a magnitude gets its own parameters of the chosen kind
@@ -49,7 +111,7 @@ class SearchSpace:
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Sample a point with an Optuna trial (define-by-run); returns the flat parameters."""
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = self.layer.suggest(trial) if self.layer else {}
         for name, r in self.ops.items():
             params[f"{name}.p"] = trial.suggest_float(f"{name}.p", *r.probability)
             if r.magnitude is not None:
@@ -97,15 +159,22 @@ class SearchSpace:
         ratio = float(params.get("synthetic.ratio", 0.0))
         synthetic = (Synthetic(ratio, params.get("synthetic.generator", self.generators[0]),
                                epochs=self.generator_epochs) if ratio > 0 else None)
+        if self.layer:
+            return replace(self.layer.to_policy(params, schedule("schedule."), name), synthetic=synthetic)
         return Policy(ops=ops, schedule=Schedule() if per_op else schedule("schedule."), name=name,
                       synthetic=synthetic)
 
     def point(self, policy: Policy, train: Mapping[str, float] | None = None) -> dict[str, Any] | None:
         """The flat parameters of ``policy`` (and of the ``train`` hyper-parameter values, where this space
         searches them) in this space, or ``None`` when the space cannot express them."""
-        if policy.n_ops is not None or set(policy.ops) - set(self.ops):
+        if self.layer:
+            params = self.layer.point(replace(policy, synthetic=None, stages=()))
+            if params is None:
+                return None
+        elif policy.n_ops is not None or policy.base or set(policy.ops) - set(self.ops):
             return None
-        params: dict[str, Any] = {}
+        else:
+            params = {}
         for op, r in self.ops.items():
             cfg = policy.ops.get(op)
             p, m = (cfg.probability, cfg.magnitude) if cfg else (0.0, r.magnitude[0] if r.magnitude else 0.0)
@@ -197,13 +266,45 @@ def _resolve(space: str, directory: Path = SPACES_DIR) -> Path:
     return candidate
 
 
+def _choices(where: str, value: Any, allowed: Mapping[str, Any] | tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or any(v not in allowed for v in value):
+        raise AutoaugError(f"{where}: {value!r} must list some of {', '.join(allowed)}")
+    return tuple(value)
+
+
+def _layer(doc: Any, source: str) -> Layer:
+    """``layer: {bases, n_ops, magnitude, styles, groups}``; each key optional (defaults: :class:`Layer`)."""
+    keys = ("bases", "n_ops", "magnitude", "styles", "groups")
+    if not isinstance(doc, Mapping) or set(doc) - set(keys):
+        extra = sorted(set(doc) - set(keys)) if isinstance(doc, Mapping) else [doc]
+        raise AutoaugError(f"{source}: layer: unknown key {extra[0]!r}; allowed: {', '.join(keys)}")
+    default = Layer()
+    where = f"{source}: layer"
+    n_ops = doc.get("n_ops", list(default.n_ops))
+    if not (isinstance(n_ops, list) and len(n_ops) == 2 and all(type(v) is int for v in n_ops)
+            and 0 <= n_ops[0] <= n_ops[1] <= 3):
+        raise AutoaugError(f"{where}.n_ops: {n_ops!r} is not a range [low, high] of integers within [0, 3]")
+    groups = doc.get("groups", {g: list(r) for g, r in default.groups.items()})
+    if not isinstance(groups, Mapping) or not groups or set(groups) - set(GROUPS):
+        raise AutoaugError(f"{where}.groups: {groups!r} must map some of {', '.join(GROUPS)} to probability ranges")
+    return Layer(bases=_choices(f"{where}.bases", doc.get("bases", list(default.bases)), BASES),
+                 n_ops=(n_ops[0], n_ops[1]),
+                 magnitude=_range(f"{where}.magnitude", doc.get("magnitude", list(default.magnitude))),
+                 styles=_choices(f"{where}.styles", doc.get("styles", list(default.styles)), STYLES),
+                 groups={g: _range(f"{where}.groups.{g}", groups[g]) for g in GROUPS if g in groups})
+
+
 def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
-    unknown = sorted(set(doc) - {"ops", "schedule", "train", "synthetic"})
+    allowed = ("layer", "ops", "schedule", "train", "synthetic")
+    unknown = sorted(set(doc) - set(allowed))
     if unknown:
-        raise AutoaugError(f"{source}: unknown key {unknown[0]!r}; allowed: ops, schedule, train, synthetic")
+        raise AutoaugError(f"{source}: unknown key {unknown[0]!r}; allowed: {', '.join(allowed)}")
     ops_doc = doc.get("ops") or {}
-    if not isinstance(ops_doc, Mapping) or not (ops_doc or doc.get("synthetic")):
-        raise AutoaugError(f"{source}: 'ops' must map at least one op name to its ranges (or 'synthetic' be searched)")
+    if "layer" in doc and ops_doc:
+        raise AutoaugError(f"{source}: give 'layer' (the compact space) or 'ops' (per-op ranges), not both")
+    if not isinstance(ops_doc, Mapping) or not (ops_doc or "layer" in doc or doc.get("synthetic")):
+        raise AutoaugError(f"{source}: 'ops' must map at least one op name to its ranges (or 'layer' or "
+                           f"'synthetic' be searched)")
     ops = {}
     for name in OPS:  # registry order
         if name not in ops_doc:
@@ -237,7 +338,8 @@ def _validate(doc: Mapping[str, Any], source: str) -> SearchSpace:
     ranges = {p: _range(f"{source}: schedule.{p}", sched.get(p, [spec.low, spec.high]), spec.low, spec.high)
               for p, spec in specs.items()}
     ratio, generators, generator_epochs = _synthetic(doc.get("synthetic"), source)
-    return SearchSpace(source=source, ops=ops, schedule_kinds=tuple(kinds), schedule_ranges=ranges,
+    layer = _layer(doc["layer"] or {}, source) if "layer" in doc else None
+    return SearchSpace(source=source, ops=ops, layer=layer, schedule_kinds=tuple(kinds), schedule_ranges=ranges,
                        per_op_schedule=per_op, train=_train_ranges(doc.get("train") or {}, source),
                        synthetic_ratio=ratio, generators=generators, generator_epochs=generator_epochs)
 

@@ -133,11 +133,11 @@ class SearchTracker(_Runs):
                                        filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'")
         return {r.data.tags["autoaug.trial_id"]: r.info.run_id for r in runs if "autoaug.trial_id" in r.data.tags}
 
-    def child(self, trial_id: str, params: dict[str, Any]) -> str:
+    def child(self, trial_id: str, params: dict[str, Any], role: str = "trial") -> str:
         """The child run of ``trial_id``, created once."""
         if trial_id not in self.children:
-            run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}", tags={
-                "mlflow.parentRunId": self.parent_id, "autoaug.trial_id": trial_id, "autoaug.role": "trial"})
+            run = self.client.create_run(self.experiment_id, run_name=f"{role}-{trial_id}", tags={
+                "mlflow.parentRunId": self.parent_id, "autoaug.trial_id": trial_id, "autoaug.role": role})
             self.children[trial_id] = run.info.run_id
             self.log_params(run.info.run_id, params)
         return self.children[trial_id]
@@ -216,8 +216,9 @@ def trial_error(trial: Any) -> str:
     return f"{type(cause).__name__}: {lines[-1] if lines else ''}".strip()
 
 
-def tune_callback(parent_id: str, epochs: int) -> Any:
-    """A Ray Tune callback that mirrors every trial into child runs of ``parent_id``.
+def tune_callback(parent_id: str, epochs: int, role: str = "trial") -> Any:
+    """A Ray Tune callback that mirrors every trial into child runs of ``parent_id`` (tagged ``autoaug.role``:
+    ``trial``, or ``selection`` for the re-runs of :mod:`autoaug.selection`).
 
     It holds only the run id and finds the live :class:`SearchTracker` in :data:`ACTIVE`, so the copy that
     Tune pickles with the experiment keeps working when a search is resumed in a new process. A child run is
@@ -231,7 +232,7 @@ def tune_callback(parent_id: str, epochs: int) -> Any:
             from autoaug.tracking import ACTIVE  # the live registry: a pickled copy of this class has its own globals
 
             tracker = ACTIVE[parent_id]
-            return tracker, tracker.child(trial.trial_id, dict(trial.config))
+            return tracker, tracker.child(trial.trial_id, dict(trial.config), role)
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             tracker, run_id = self._child(trial)

@@ -1,10 +1,12 @@
 """``tune_policy()``: a Ray Tune search over augmentation policies with Optuna (TPE) and ASHA.
 
 Optuna samples the flat parameters of a :class:`~autoaug.search_space.SearchSpace` (define-by-run);
-the presets ``none`` and ``baseline`` are evaluated first as fixed points. ASHA stops weak trials early on
-validation accuracy. A trial ASHA stopped is told to Optuna as PRUNED (with its per-epoch values), not as
-COMPLETE: TPE then ranks it below every finished trial instead of comparing its early score with final
-scores of full-length trials.
+``none`` and the free standards for the data (:func:`autoaug.policy.standards`) are evaluated first as fixed
+points, where the space can express them. ASHA stops weak trials early on validation accuracy, at 80% of the
+epochs (:data:`RUNG`). A trial ASHA stopped is told to Optuna as PRUNED (with its per-epoch values), not as
+COMPLETE: TPE then ranks it below every finished trial instead of comparing its early score with final scores
+of full-length trials. Then the best few trials, the best standard and ``none`` train again on more seeds and the
+best mean wins (:mod:`autoaug.selection`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 from autoaug.datasets import folder_name, load_dataset
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.files import atomic, write_text
-from autoaug.policy import PRESETS, Policy
+from autoaug.policy import PRESETS, Policy, standards
 from autoaug.progress import SearchProgress, Status
 from autoaug.search_space import SearchSpace, load_space, space_for_dataset
 from autoaug.train import TrainConfig
 
 if TYPE_CHECKING:
+    from autoaug.selection import Selection
     from autoaug.tracking import SearchTracker
 
 METRIC, MODE = "val_acc", "max"
@@ -42,22 +45,29 @@ SCHEDULERS = ("asha", "fifo", "pbt")
 @dataclass(frozen=True)
 class Budget:
     """Search size. The CPU budgets search on a reduced training set (as AutoAugment searched on 4,000
-    CIFAR-10 images), where augmentation matters most and a trial is cheap; ``grace`` is ASHA's first rung."""
+    CIFAR-10 images), where augmentation matters most and a trial is cheap. ``select``: how many of the best
+    completed trials train again on ``extra_seeds`` more seeds before the best is named (:mod:`autoaug.selection`)."""
 
     trials: int
     epochs: int
-    grace: int
     model: str = "convnet"
     train_size: int | None = None
     batch_size: int = 64
+    select: int = 3
+    extra_seeds: int = 2
 
 
 BUDGETS = {
-    "tiny": Budget(trials=4, epochs=2, grace=1, model="smallcnn", train_size=2000),
-    "small": Budget(trials=12, epochs=30, grace=10, train_size=4000),
-    "medium": Budget(trials=40, epochs=40, grace=10, train_size=10000),
-    "large": Budget(trials=100, epochs=60, grace=15, batch_size=128),
+    "tiny": Budget(trials=4, epochs=2, model="smallcnn", train_size=2000, select=1, extra_seeds=1),
+    "small": Budget(trials=12, epochs=30, train_size=4000),
+    "medium": Budget(trials=40, epochs=40, train_size=10000),
+    "large": Budget(trials=100, epochs=60, batch_size=128),
 }
+# ASHA's first rung, as a share of the epochs. Under a cosine learning-rate schedule augmented models lag early and
+# overtake late: in the committed reports' per-epoch histories (scripts/rung_bias.py) rungs at 1/3 to 2/3 of
+# training reverse the final order of none, the standards and the searched policy; from 0.8 on every pair apart by
+# more than 0.003 keeps it (8 of 9 reports; the ninth flips one pair 0.005 apart, within seed noise, at 0.9).
+RUNG = 0.8
 
 
 @dataclass(frozen=True)
@@ -78,10 +88,11 @@ def _define(space: SearchSpace, trial: Any) -> None:
     space.suggest(trial)
 
 
-def _preset_points(space: SearchSpace, base: TrainConfig) -> dict[str, dict[str, Any]]:
-    """The presets ``none`` and ``baseline`` as flat points of ``space`` (where it can express them)."""
+def _preset_points(space: SearchSpace, base: TrainConfig, image_shape: Sequence[int]) -> dict[str, dict[str, Any]]:
+    """``none``, the standards for images of ``image_shape`` and ``baseline``, as flat points of ``space`` (those
+    it can express): the search's first trials."""
     train = {"lr": base.lr, "weight_decay": base.weight_decay}
-    points = {name: space.point(PRESETS[name], train) for name in ("none", "baseline")}
+    points = {name: space.point(PRESETS[name], train) for name in ("none", *standards(image_shape), "baseline")}
     return {name: p for name, p in points.items() if p is not None}
 
 
@@ -100,8 +111,8 @@ def _preset_column(frame: Any, points: dict[str, dict[str, Any]]) -> list[str]:
 STUDY_FILE = "optuna.db"  # the search's Optuna study, beside its other files (optuna-dashboard opens it)
 
 
-def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int) -> Any:
-    """Seeded TPE; a quarter of the trials (at least the presets and two random points) start it. Its study
+def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int, image_shape: Sequence[int]) -> Any:
+    """Seeded TPE; a quarter of the trials (at least the standards and two random points) start it. Its study
     lives in memory (and in Tune's checkpoints, for a resume); :func:`_write_study` stores the finished one."""
     import optuna
     from optuna.trial import TrialState
@@ -121,7 +132,7 @@ def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int) -> 
                 return
             super().on_trial_complete(trial_id, result, error)
 
-    points = list(_preset_points(space, base).values())
+    points = list(_preset_points(space, base, image_shape).values())
     return PrunedAwareOptunaSearch(space=functools.partial(_define, space), metric=METRIC, mode=MODE,
                                    points_to_evaluate=points, sampler=optuna.samplers.TPESampler(
                                        seed=seed, n_startup_trials=max(len(points) + 2, trials // 4)))
@@ -178,7 +189,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 gpus_per_trial: float | None = None, seed: int | None = None, address: str | None = None,
                 storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
                 tracking_uri: str | None = None, num_cpus: int | None = None, scheduler: str | None = None,
-                precision: str | None = None, compile: bool | None = None,
+                precision: str | None = None, compile: bool | None = None, select: int | None = None,
                 echo: Callable[[str], None] = print, live: bool = False) -> SearchResult:
     """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial.
 
@@ -186,14 +197,16 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     ``scheduler`` asha, ``seed`` 0. ``precision`` (auto, fp32, bf16, fp16; default auto) and ``compile``
     (default off) set how every trial computes (:mod:`autoaug.precision`); ``auto`` resolves on each trial's
     device. With ``resume``, every setting comes from the search being resumed; one given that contradicts it
-    is an error. Progress goes to ``echo``: a line per ended trial and a status line (running trials, counts,
-    best, time left) every few seconds, updated in place on the terminal with ``live``."""
+    is an error. ``select`` (default: the budget's, 3 for ``small``) best completed trials, the best standard and
+    ``none`` train again on more seeds and the best mean wins (0: the best single trial wins; see
+    :mod:`autoaug.selection`). Progress goes to ``echo``: a line per ended trial and a status line (running
+    trials, counts, best, time left) every few seconds, updated in place on the terminal with ``live``."""
     root = Path(storage).expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise AutoaugError(f"storage {str(storage)!r} is a file; give a folder for the searches")
     given = {"space": space, "model": model, "trials": trials, "epochs": epochs, "budget": budget,
              "train_size": train_size, "scheduler": scheduler, "seed": seed, "precision": precision,
-             "compile": compile}
+             "compile": compile, "select": select}
     if resume:
         out = root / name if name else _latest_unfinished(root, dataset)
         if out is None or not (out / "search.json").is_file():
@@ -208,8 +221,14 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     trials, epochs, model = given["trials"] or b.trials, given["epochs"] or b.epochs, given["model"] or b.model
     train_size = given["train_size"] if given["train_size"] is not None else b.train_size
     seed, precision, compile = given["seed"] or 0, given["precision"] or "auto", bool(given["compile"])
-    search_space = load_space(given["space"] or space_for_dataset(dataset))
-    grace = min(b.grace, epochs)
+    search_space = load_space(given["space"] or ("per_op" if scheduler == "pbt" else space_for_dataset(dataset)))
+    if scheduler == "pbt" and search_space.layer:
+        raise AutoaugError(f"--scheduler pbt changes each op's magnitude and probability during training; the space "
+                           f"{search_space.source} is the compact one: give a per-op space, e.g. --space per_op")
+    grace = max(1, round(RUNG * epochs))
+    select = b.select if given["select"] is None else given["select"]
+    if isinstance(select, bool) or not isinstance(select, int) or select < 0:
+        raise AutoaugError(f"select {select!r} must be 0 (no selection stage) or a positive number of trials")
     base = TrainConfig(model=model, epochs=epochs, batch_size=b.batch_size, seed=seed, precision=precision,
                        compile=compile, val_every=1 if scheduler == "pbt" else _val_every(grace, epochs))
     if not resume:
@@ -223,7 +242,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     check_reachable(tracking_uri)
     settings = {"dataset": dataset, "space": search_space.source, "model": model, "trials": trials,
                 "epochs": epochs, "batch_size": b.batch_size, "budget": budget, "train_size": train_size,
-                "scheduler": scheduler, "seed": seed, "precision": precision, "compile": compile,
+                "scheduler": scheduler, "seed": seed, "precision": precision, "compile": compile, "select": select,
                 "study": out.name if scheduler != "pbt" else None}
     data = load_dataset(dataset, train_size=train_size, seed=seed)  # nothing is written before the data loads
 
@@ -264,10 +283,11 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 settings[f"generator_seconds.{kind}"] = seconds
                 tracker.log_metrics(tracker.parent_id, {f"generator_seconds.{kind}": seconds}, step=0)
                 echo(f"generator {kind} ready (trained in {seconds:.0f} s, cached)")
-        trainable = tune.with_resources(
-            tune.with_parameters(pbt.run_pbt_trial if scheduler == "pbt" else run_trial, data=packed,
-                                 space=search_space, base=base, gpu_memory_fraction=mem_fraction),
-            resources)
+        def trainable_of(fn: Callable[..., None], **params: Any) -> Any:
+            return tune.with_resources(tune.with_parameters(fn, data=packed, space=search_space, base=base,
+                                                            gpu_memory_fraction=mem_fraction, **params), resources)
+
+        trainable = trainable_of(pbt.run_pbt_trial if scheduler == "pbt" else run_trial)
         callbacks = [_progress_callback(out.name, epochs), tune_callback(tracker.parent_id, epochs)]
         if resume and tune.Tuner.can_restore(str(out)):
             tuner = tune.Tuner.restore(str(out), trainable=trainable, resume_errored=False, restart_errored=False)
@@ -276,7 +296,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             if scheduler == "pbt":
                 trial_scheduler, param_space = pbt.scheduler(search_space, epochs, seed)
             else:
-                search_alg = _searcher(search_space, seed, base, trials)
+                search_alg = _searcher(search_space, seed, base, trials, data.image_shape)
             if scheduler == "asha":
                 trial_scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=3)
             tuner = tune.Tuner(
@@ -293,15 +313,21 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         frame = _frame(grid)
         tracker.drop_lost_children(set(frame["trial_id"]) if "trial_id" in frame else set())
         settings["wall_seconds"] = time.perf_counter() - t_start
-        frame["preset"] = _preset_column(frame, _preset_points(search_space, base))
+        frame["preset"] = _preset_column(frame, _preset_points(search_space, base, data.image_shape))
         failed = {r.metrics.get("trial_id") for r in grid if r.error is not None and r.metrics}
         frame["status"] = ["failed" if t in failed else "completed" if e >= epochs else "pruned"
                            for t, e in zip(frame.get("trial_id", []), frame.get("epoch", []), strict=True)]
-        replay = None
+        replay, chosen = None, None
+        if scheduler != "pbt" and select:
+            chosen = _select(frame, search_space, base, trainable_of, select, b.extra_seeds, out, tracker,
+                             progress.status)
+            frame = chosen.columns(frame)
+            settings["selection"] = chosen.to_dict()
+            settings["wall_seconds"] = time.perf_counter() - t_start
         if scheduler == "pbt":  # the best trial's lineage of settings, replayed epoch by epoch
             best = grid.get_best_result(metric=METRIC, mode=MODE, scope="last")
             replay = pbt.replay_policy(pbt.load_stages(best.checkpoint), epochs, f"best-{dataset}")
-        result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker, replay)
+        result = _summarize(frame, search_space, out, dataset, epochs, settings, tracker, replay, chosen)
         status = "FINISHED"
         return result
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (Ray's handler exits)
@@ -435,13 +461,69 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _select(frame: Any, space: SearchSpace, base: TrainConfig, trainable_of: Callable[..., Any], k: int,
+            extra_seeds: int, out: Path, tracker: SearchTracker, status: Status) -> Selection:
+    """Train the candidates of :func:`autoaug.selection.candidates` again on ``extra_seeds`` more seeds, as a Tune
+    experiment of its own (``out/selection``, a grid of candidate x seed, restored on a resume; its runs are MLflow
+    children with role ``selection``)."""
+    from ray import tune
+
+    from autoaug import selection
+    from autoaug.tracking import tune_callback
+    from autoaug.trial import rerun_trial
+
+    roles = selection.candidates(frame, space, k)
+    if not roles:
+        raise AutoaugError(f"no trial of the search in {out} finished all {base.epochs} epochs")
+    seeds = [base.seed + i for i in range(1, extra_seeds + 1)]
+    runs = len(roles) * len(seeds)
+    status.event(f"selection: {', '.join(roles.values())} train again on seed{'s' * (len(seeds) > 1)} "
+                 f"{', '.join(map(str, seeds))} ({runs} runs); the best mean over {len(seeds) + 1} seeds wins")
+    key = f"{out.name}/selection"
+    PROGRESS[key] = SearchProgress(runs, base.epochs, status)
+    trainable = trainable_of(rerun_trial, candidates=selection.parameters(frame, roles))
+    try:
+        if tune.Tuner.can_restore(str(out / "selection")):
+            tuner = tune.Tuner.restore(str(out / "selection"), trainable=trainable, resume_errored=False,
+                                       restart_errored=False)
+        else:
+            tuner = tune.Tuner(
+                trainable, param_space={"of": tune.grid_search(list(roles)), "seed": tune.grid_search(seeds)},
+                tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, reuse_actors=True),
+                run_config=tune.RunConfig(name="selection", storage_path=str(out), verbose=0,
+                                          callbacks=[_progress_callback(key, base.epochs),
+                                                     tune_callback(tracker.parent_id, base.epochs, role="selection")],
+                                          failure_config=tune.FailureConfig(max_failures=0)))
+        grid = _fit(tuner)
+        if grid is None or grid.num_terminated + grid.num_errors < runs:
+            raise KeyboardInterrupt
+    finally:
+        PROGRESS.pop(key, None)
+    rerun = _frame(grid)
+    failed = {r.metrics.get("trial_id") for r in grid if r.error is not None and r.metrics}
+    rerun["status"] = ["failed" if t in failed or e < base.epochs else "completed"
+                       for t, e in zip(rerun.get("trial_id", []), rerun.get("epoch", []), strict=True)]
+    chosen = selection.collect(frame, rerun, roles, seeds, base.seed)
+    vs = chosen.versus_none()
+    status.event(f"selected trial {chosen.picked} ({chosen.roles[chosen.picked]}): mean validation accuracy "
+                 f"{chosen.mean(chosen.picked):.4f} over {len(chosen.seeds)} seeds"
+                 + (f"; vs none {vs}" if vs is not None else ""))
+    metrics = {"selection.picked_mean_val_acc": chosen.mean(chosen.picked)}
+    if vs is not None:
+        metrics |= {"selection.vs_none": vs.mean, "selection.vs_none_low": vs.low, "selection.vs_none_high": vs.high}
+    tracker.log_metrics(tracker.parent_id, metrics, step=0)
+    return chosen
+
+
 def _summarize(frame: Any, space: SearchSpace, out: Path, dataset: str, epochs: int, settings: dict[str, Any],
-               tracker: SearchTracker, replay: Policy | None = None) -> SearchResult:
-    """Write the best policy (``replay`` where given: a PBT lineage), trials.csv and search.json."""
+               tracker: SearchTracker, replay: Policy | None = None, chosen: Selection | None = None) -> SearchResult:
+    """Write the best policy (the ``chosen`` trial's where there was a selection stage; ``replay`` where given: a
+    PBT lineage), trials.csv and search.json."""
     finished = frame[frame["epoch"] == epochs] if "epoch" in frame else frame.iloc[0:0]
     if finished.empty:
         raise AutoaugError(f"no trial of the search in {out} finished all {epochs} epochs")
-    best_row = finished.loc[finished[METRIC].idxmax()]
+    best_row = (finished.loc[finished[METRIC].idxmax()] if chosen is None
+                else finished[finished["trial_id"] == chosen.picked].iloc[0])
     params = {k[len("config/"):]: v for k, v in best_row.items() if k.startswith("config/")}
     best = replay or space.to_policy(params, name=f"best-{dataset}")
     policy_path = best.save(out / "best_policy.json")
@@ -449,8 +531,9 @@ def _summarize(frame: Any, space: SearchSpace, out: Path, dataset: str, epochs: 
         frame.to_csv(tmp, index=False)
     if settings.get("study"):
         _write_study(frame, space, out)
-    summary = {**settings, "best_val_acc": float(best_row[METRIC]), "mlflow_run_id": tracker.parent_id,
-               "tracking_uri": tracker.uri}
+    best_val_acc = float(best_row[METRIC]) if chosen is None else chosen.mean(chosen.picked)
+    summary = {**settings, "best_val_acc": best_val_acc, "best_trial_id": str(best_row.get("trial_id", "")),
+               "mlflow_run_id": tracker.parent_id, "tracking_uri": tracker.uri}
     _write_json(out / "search.json", summary)
     tracker.log_metrics(tracker.parent_id, {"best_val_acc": summary["best_val_acc"]}, step=0)
     return SearchResult(best, summary["best_val_acc"], frame, out, policy_path, tracker.parent_id, tracker.uri)

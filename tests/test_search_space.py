@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 
 from autoaug.errors import AutoaugError
-from autoaug.policy import PRESETS
-from autoaug.search_space import SPACES_DIR, load_space
+from autoaug.ops import OPS
+from autoaug.policy import BASES, GROUPS, NATURAL_STANDARDS, OTHER_STANDARDS, PRESETS, OpConfig, Policy, layered
+from autoaug.search_space import SPACES_DIR, load_space, space_for_dataset
 from autoaug.train import TrainConfig
 from autoaug.tune import _searcher
+
+REPORTS = Path(__file__).resolve().parent.parent / "reports"
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
@@ -19,21 +24,66 @@ def test_shipped_spaces_load_and_sample_valid_policies(name: str) -> None:
     for _ in range(5):
         trial = study.ask()
         policy = space.to_policy(space.suggest(trial))
-        assert set(policy.ops) <= set(space.ops)
+        if space.layer is None:
+            assert set(policy.ops) <= set(space.ops) and not policy.base
+        else:
+            allowed = {"identity", *(op for g in space.layer.groups for op in GROUPS[g])}
+            assert set(policy.ops) <= allowed and (policy.n_ops or 0) <= space.layer.n_ops[1]
+            assert any(policy.base == BASES[b] for b in space.layer.bases)
 
 
 def test_dataset_files_hold_only_differences() -> None:
-    assert "solarize" in load_space("default").ops and "solarize" not in load_space("fashion_mnist").ops
-    assert "hflip" not in load_space("mnist").ops
-    assert load_space("fashion_mnist_small").ops == load_space("fashion_mnist").ops
+    assert "solarize" in load_space("per_op").ops and "solarize" not in load_space("fashion_mnist_per_op").ops
+    assert load_space("mnist").layer.bases == ("none", "crop") == load_space("svhn").layer.bases
+    assert load_space("mnist").layer.groups == load_space("default").layer.groups
+    assert space_for_dataset("fashion_mnist") == space_for_dataset("cifar10") == "default"
 
 
-def test_presets_are_points_of_the_space() -> None:
+@pytest.mark.parametrize("preset", ["none", "cropflip", "randaugment", "trivialaugment", "cropflip+randaugment",
+                                    "cropflip+trivialaugment"])
+def test_standards_are_exact_points_of_the_default_space(preset: str) -> None:
     space = load_space("default")
-    for preset in ("none", "baseline"):
-        point = space.point(PRESETS[preset])
-        assert point is not None
-        assert space.to_policy(point).ops == PRESETS[preset].ops
+    point = space.point(PRESETS[preset])
+    assert point is not None
+    assert space.to_policy(point, name=preset) == PRESETS[preset]
+
+
+def test_per_op_space_holds_the_old_presets_and_not_the_layered_ones() -> None:
+    space = load_space("per_op")
+    assert space.to_policy(space.point(PRESETS["baseline"])).ops == PRESETS["baseline"].ops
+    assert space.point(PRESETS["cropflip"]) is None and space.point(PRESETS["randaugment"]) is None
+    assert load_space("default").point(PRESETS["baseline"]) is None
+
+
+def test_prior_covers_zero_to_three_ops_per_image_evenly() -> None:
+    space = load_space("default")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    counts = collections.Counter(space.to_policy(space.suggest(study.ask())).n_ops or 0 for _ in range(800))
+    assert sorted(counts) == [0, 1, 2, 3] and all(150 < c < 250 for c in counts.values())
+
+
+def test_layered_policy_applies_its_groups_and_magnitude() -> None:
+    policy = layered("crop", 2, 0.5, "trivialaugment", {"geometric": 0.25})
+    assert set(policy.ops) == {"identity", *GROUPS["geometric"]} and policy.n_ops == 2
+    assert policy.ops["rotate"] == OpConfig(0.5, 0.25, "uniform") and policy.ops["identity"].probability == 1.0
+    assert policy.base == BASES["crop"]
+    rand = layered(n_ops=1, magnitude=1.0)  # randaugment style: its ranges at M = 30, fixed
+    assert OPS["rotate"].value(torch.tensor(rand.ops["rotate"].magnitude)) == pytest.approx(30.0)
+    assert rand.ops["brightness"].sampling == "fixed"
+
+
+def test_old_policy_files_still_load() -> None:
+    old = Policy.load(REPORTS / "end-to-end/before-3885386/reports/fashion_mnist_small-20261202-034533/policies/"
+                                "randaugment.json")
+    assert old.n_ops == 2 and not old.base
+    assert set(old.ops) == set(PRESETS["randaugment"].ops)
+    for op, cfg in old.ops.items():  # the same physical values (posterize drops a whole number of bits)
+        old_value, new_value = (OPS[op].value(torch.tensor(c.magnitude)).item()
+                                for c in (cfg, PRESETS["randaugment"].ops[op]))
+        if op == "posterize":
+            assert round(old_value) == round(new_value)
+        else:
+            assert old_value == pytest.approx(new_value, rel=1e-3, abs=1e-4)  # old files rounded to 4 places
 
 
 @pytest.mark.parametrize(
@@ -48,6 +98,11 @@ def test_presets_are_points_of_the_space() -> None:
         ("opps: {}", "unknown key 'opps'"),
         ("ops: {rotate: {}}\ntrain: {momentum: [0.5, 0.9]}", "train.momentum: unknown hyper-parameter"),
         ("ops: {rotate: {}}\ntrain: {lr: [0, 0.1]}", "train.lr: [0, 0.1] is not a range"),
+        ("layer: {n_ops: [0, 5]}", "layer.n_ops: [0, 5] is not a range"),
+        ("layer: {bases: [mirror]}", "layer.bases: ['mirror'] must list some of none, crop, cropflip"),
+        ("layer: {groups: {shape: [0, 1]}}", "layer.groups"),
+        ("layer: {styles: []}", "layer.styles"),
+        ("layer: {}\nops: {rotate: {}}", "give 'layer' (the compact space) or 'ops'"),
     ],
 )
 def test_bad_spaces_name_file_key_and_value(tmp_path: Path, text: str, message: str) -> None:
@@ -63,17 +118,20 @@ def test_unknown_space_name() -> None:
         load_space("fancy")
 
 
-def _samples(seed: int) -> list[dict]:
-    searcher = _searcher(load_space("default"), seed=seed, base=TrainConfig(epochs=3), trials=5)
-    return [searcher.suggest(f"t{i}") for i in range(5)]
+def _samples(seed: int, image_shape: tuple[int, ...] = (3, 32, 32)) -> list[dict]:
+    searcher = _searcher(load_space("default"), seed=seed, base=TrainConfig(epochs=3), trials=8,
+                         image_shape=image_shape)
+    return [searcher.suggest(f"t{i}") for i in range(8)]
 
 
-def test_same_seed_same_optuna_samples_and_presets_first() -> None:
-    a, b, c = _samples(0), _samples(0), _samples(1)
-    assert a == b and a[2:] != c[2:]
+@pytest.mark.parametrize(("shape", "first"), [((3, 32, 32), ("none", *NATURAL_STANDARDS)),
+                                              ((1, 28, 28), ("none", *OTHER_STANDARDS))])
+def test_same_seed_same_optuna_samples_and_standards_first(shape: tuple[int, ...], first: tuple[str, ...]) -> None:
+    a, b, c = _samples(0, shape), _samples(0, shape), _samples(1, shape)
+    n = len(first)
+    assert a == b and a[n:] != c[n:]
     space = load_space("default")
-    assert space.to_policy(a[0]).ops == PRESETS["none"].ops
-    assert space.to_policy(a[1]).ops == PRESETS["baseline"].ops
+    assert [space.to_policy(p, name=name) for p, name in zip(a, first, strict=False)] == [PRESETS[f] for f in first]
 
 
 def test_train_hyper_parameters_are_searched_log_uniform(tmp_path: Path) -> None:

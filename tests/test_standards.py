@@ -71,7 +71,7 @@ def test_base_ops_ignore_the_policy_schedule() -> None:
 
 
 def test_reports_compare_with_the_standards_for_the_kind_of_data() -> None:
-    from autoaug.report import standards
+    from autoaug.policy import standards
 
     assert standards((3, 32, 32)) == ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
     assert standards((1, 28, 28)) == ("randaugment", "trivialaugment")

@@ -20,7 +20,7 @@ def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: st
     parent = client.get_run(result.mlflow_run_id)
     assert parent.info.status == "FINISHED" and parent.data.params["dataset"] == "fashion_mnist_small"
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
-    assert {"best_policy.json", "trials.csv", "fashion_mnist_small.yaml"} <= artifacts
+    assert {"best_policy.json", "trials.csv", "default.yaml"} <= artifacts
     children = client.search_runs([parent.info.experiment_id], filter_string=(
         f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'trial'"))
     assert len(children) == 5
@@ -30,7 +30,14 @@ def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: st
     full = next(c for c in children if c.data.tags["autoaug.status"] == "completed")
     history = client.get_metric_history(full.info.run_id, "val_acc")
     assert [m.step for m in history] == [1, 2, 3]
-    assert "rotate.p" in full.data.params
+    assert {"base", "n_ops", "magnitude", "style"} <= set(full.data.params)
+    reruns = client.search_runs([parent.info.experiment_id], filter_string=(
+        f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'selection'"))
+    trials = pd.read_csv(result.output_dir / "trials.csv")
+    candidates = set(trials.loc[trials["selection.role"].fillna("") != "", "trial_id"])
+    assert sorted(r.data.params["of"] for r in reruns) == sorted(candidates) and candidates
+    assert all(r.data.params["seed"] == "1" and r.info.status == "FINISHED" for r in reruns)
+    assert parent.data.metrics["selection.picked_mean_val_acc"] == pytest.approx(result.best_val_acc)
 
 
 def test_unreachable_tracking_server_fails_fast(tmp_path: Path) -> None:
@@ -44,17 +51,39 @@ def test_search_runs_on_real_ray_and_asha_stops_trials(search) -> None:
     assert len(trials) == 5
     assert (trials["epoch"] < 3).any(), "ASHA stopped no trial"
     assert (trials["epoch"] == 3).any()
-    assert result.best_val_acc == trials.loc[trials["epoch"] == 3, "val_acc"].max()
     assert Policy.load(result.policy_path) == result.best_policy
 
 
-def test_search_evaluates_the_presets_first(search) -> None:
+def test_selection_trains_the_best_trial_the_best_standard_and_none_again(tmp_path: Path) -> None:
+    """budget tiny: the best completed trial, the best standard and none, on one more seed; the best mean wins."""
+    result = tune_policy("fashion_mnist_small", budget="tiny", trials=4, epochs=1, train_size=400, scheduler="fifo",
+                         storage=tmp_path / "runs", name="sel", num_cpus=2, cpus_per_trial=1,
+                         tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", echo=lambda line: None)
+    trials = pd.read_csv(result.output_dir / "trials.csv")
+    done = trials[trials["status"] == "completed"]
+    chosen = trials[trials["selection.role"].fillna("") != ""].set_index("trial_id")
+    best_standard = done[~done["preset"].fillna("").isin(["", "none"])].sort_values("val_acc").iloc[-1]["trial_id"]
+    none = done.loc[done["preset"] == "none", "trial_id"].iloc[0]
+    top = done.sort_values("val_acc").iloc[-1]["trial_id"]
+    assert set(chosen.index) == {top, best_standard, none} and chosen.loc[none, "selection.role"] == "none"
+    assert (chosen["selection.val_acc.seed0"] == chosen["val_acc"]).all()
+    means = (chosen["selection.val_acc.seed0"] + chosen["selection.val_acc.seed1"]) / 2
+    assert chosen["selection.mean_val_acc"].tolist() == pytest.approx(means.tolist())
+    picked = chosen.index[chosen["selection.picked"]].tolist()
+    assert picked == [means.idxmax()] and result.best_val_acc == pytest.approx(means.max())
+    settings = __import__("json").loads((result.output_dir / "search.json").read_text())
+    assert settings["best_trial_id"] == picked[0] and settings["selection"]["seeds"] == [0, 1]
+    if picked[0] != none:
+        vs = settings["selection"]["versus_none"]
+        assert vs["mean"] == pytest.approx(means[picked[0]] - means[none]) and vs["n"] == 2
+
+
+def test_search_evaluates_none_and_the_standards_first(search) -> None:
     result, _ = search
-    trials = pd.read_csv(result.output_dir / "trials.csv").sort_values("trial_id")
-    probability_columns = [c for c in trials.columns if c.endswith(".p")]
-    zero_rows = (trials[probability_columns] == 0).all(axis=1)
-    assert zero_rows.sum() >= 1  # the `none` point: every probability 0
-    assert (trials["config/hflip.p"] == 0.5).sum() >= 1  # the `baseline` point
+    trials = pd.read_csv(result.output_dir / "trials.csv")
+    assert set(trials["preset"].fillna("")) - {""} == {"none", "randaugment", "trivialaugment"}  # gray images
+    none = trials[trials["preset"] == "none"].iloc[0]
+    assert none["config/n_ops"] == 0 and none["config/base"] == "none"
 
 
 def test_ray_is_stopped_after_the_search(search) -> None:
@@ -123,7 +152,8 @@ def test_interrupted_search_resumes_without_duplicates(tmp_path: Path, sig: str)
     parent_id = __import__("json").loads((tmp_path / "runs" / "r" / "mlflow.json").read_text())["parent_run_id"]
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED"
-    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    children = client.search_runs([parent.info.experiment_id], filter_string=(
+        f"tags.mlflow.parentRunId = '{parent_id}' and tags.`autoaug.role` = 'trial'"))
     trial_ids = [c.data.tags["autoaug.trial_id"] for c in children]
     assert sorted(trial_ids) == sorted(trials["trial_id"]) and len(set(trial_ids)) == len(trial_ids)
     assert all(c.info.status == "FINISHED" for c in children)
@@ -135,7 +165,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> N
     from mlflow.tracking import MlflowClient
 
     space = tmp_path / "wild-lr.yaml"
-    space.write_text("extends: fashion_mnist_small\ntrain: {lr: [1.0e-3, 1.0e+30]}\n")
+    space.write_text("extends: default\ntrain: {lr: [1.0e-3, 1.0e+30]}\n")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     lines: list[str] = []
     result = tune_policy("fashion_mnist_small", space=str(space), budget="tiny", trials=6, epochs=1,
@@ -148,7 +178,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> N
     assert failed and all(c.info.status == "FAILED" for c in failed)
     assert all("TrainingDiverged" in c.data.tags["autoaug.error"] for c in failed)
     assert all(float(c.data.params["train.lr"]) > 1e-3 for c in failed)
-    assert sum(c.data.tags["autoaug.status"] == "completed" for c in children) >= 2  # none and baseline at least
+    assert sum(c.data.tags["autoaug.status"] == "completed" for c in children) >= 2  # none and standards at least
     assert any("FAILED (TrainingDiverged: training loss became" in line for line in lines)
     assert result.best_val_acc > 0.5
 
@@ -156,13 +186,13 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> N
 def test_resume_takes_every_setting_from_the_search_it_resumes() -> None:
     from autoaug.tune import _resumed
 
-    saved = {"dataset": "fashion_mnist_small", "space": "search_spaces/fashion_mnist_small.yaml", "model": "convnet",
+    saved = {"dataset": "fashion_mnist_small", "space": "search_spaces/default.yaml", "model": "convnet",
              "trials": 40, "epochs": 40, "budget": "medium", "train_size": 10000, "scheduler": "asha", "seed": 0,
-             "precision": "auto", "compile": False}
+             "precision": "auto", "compile": False, "select": 3}
     nothing = dict.fromkeys(("space", "model", "trials", "epochs", "budget", "train_size", "scheduler", "seed",
-                             "precision", "compile"))
+                             "precision", "compile", "select"))
     assert _resumed(nothing, saved, "fashion_mnist_small") == {k: saved[k] for k in nothing}
-    same = {**nothing, "budget": "medium", "space": "fashion_mnist_small", "seed": 0}
+    same = {**nothing, "budget": "medium", "space": "default", "seed": 0}
     assert _resumed(same, saved, "fashion_mnist_small")["trials"] == 40
     with pytest.raises(AutoaugError, match="--budget 'small' contradicts the resumed search's 'medium'"):
         _resumed({**nothing, "budget": "small"}, saved, "fashion_mnist_small")
@@ -170,7 +200,7 @@ def test_resume_takes_every_setting_from_the_search_it_resumes() -> None:
         _resumed({**nothing, "train_size": 4000}, saved, "fashion_mnist_small")
     with pytest.raises(AutoaugError, match="dataset 'mnist' contradicts the resumed search's 'fashion_mnist_small'"):
         _resumed(nothing, saved, "mnist")
-    old = {k: v for k, v in saved.items() if k not in ("precision", "compile")}  # a search from before precision
+    old = {k: v for k, v in saved.items() if k not in ("precision", "compile", "select")}  # an older search
     assert _resumed(nothing, old, "fashion_mnist_small")["precision"] is None
 
 

@@ -1,0 +1,78 @@
+"""The selection stage's pure parts: which trials train again, how their seeds are paired and the best picked."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from autoaug import selection
+from autoaug.search_space import load_space
+
+SPACE = load_space("default")
+
+
+def _trial(trial_id: str, val_acc: float, n_ops: int, magnitude: float, status: str = "completed",
+           preset: str = "", base: str = "none") -> dict:
+    return {"trial_id": trial_id, "val_acc": val_acc, "status": status, "preset": preset, "epoch": 3,
+            "config/base": base, "config/n_ops": n_ops, "config/magnitude": magnitude,
+            "config/style": "randaugment", "config/group.geometric": 1.0, "config/group.color": 1.0,
+            "config/schedule": "constant"}
+
+
+FRAME = pd.DataFrame([
+    _trial("none", 0.80, 0, 0.0, preset="none"),
+    _trial("ra", 0.82, 2, 0.3, preset="randaugment"),
+    _trial("a", 0.85, 1, 0.5),
+    _trial("a2", 0.849, 1, 0.5),  # the same policy as `a`: not a second candidate
+    _trial("b", 0.84, 3, 0.2),
+    _trial("c", 0.83, 2, 0.9),
+    _trial("d", 0.90, 2, 0.1, status="pruned"),  # stopped early: never a candidate
+])
+
+
+def test_candidates_are_the_top_distinct_trials_the_best_standard_and_none() -> None:
+    roles = selection.candidates(FRAME, SPACE, k=3)
+    assert roles == {"a": "top 1", "b": "top 2", "c": "top 3", "ra": "randaugment", "none": "none"}
+    assert selection.candidates(FRAME, SPACE, k=1) == {"a": "top 1", "ra": "randaugment", "none": "none"}
+
+
+def test_none_keeps_its_role_when_it_is_also_a_top_trial() -> None:
+    frame = FRAME.assign(val_acc=FRAME["val_acc"].where(FRAME["trial_id"] != "none", 0.99))
+    assert selection.candidates(frame, SPACE, k=1) == {"none": "none", "ra": "randaugment"}
+
+
+def _reruns(scores: dict[str, list[float]], failed: tuple[str, ...] = ()) -> pd.DataFrame:
+    return pd.DataFrame([{"config/of": t, "config/seed": seed, "val_acc": v,
+                          "status": "failed" if t in failed else "completed"}
+                         for t, values in scores.items() for seed, v in zip((1, 2), values, strict=True)])
+
+
+def test_the_best_mean_over_all_seeds_wins_and_is_paired_with_none() -> None:
+    roles = selection.candidates(FRAME, SPACE, k=2)
+    # `a` was the luckiest single run (0.85) but `b` is better on the other seeds
+    rerun = _reruns({"a": [0.80, 0.81], "b": [0.85, 0.86], "ra": [0.83, 0.82], "none": [0.79, 0.80]})
+    chosen = selection.collect(FRAME, rerun, roles, (1, 2), first_seed=0)
+    assert chosen.picked == "b" and chosen.seeds == (0, 1, 2)
+    assert chosen.scores["b"] == [0.84, 0.85, 0.86] and chosen.mean("b") == pytest.approx(0.85)
+    vs = chosen.versus_none()
+    assert vs.n == 3 and vs.mean == pytest.approx(0.85 - 0.7966667, abs=1e-6) and vs.low > 0
+    table = chosen.columns(FRAME)
+    assert table.loc[table["trial_id"] == "b", "selection.picked"].item()
+    assert table.loc[table["trial_id"] == "c", "selection.role"].item() == ""
+    header, rows = selection.table(table)
+    assert header == ["trial", "candidate as", "seed 0", "seed 1", "seed 2", "mean", "picked"]
+    assert rows[0] == ["b", "top 2", "0.8400", "0.8500", "0.8600", "0.8500", "yes"]
+    assert chosen.to_dict()["versus_none"]["verdict"] == "better"
+
+
+def test_a_failed_rerun_leaves_its_candidate_out_and_none_picked_has_no_comparison() -> None:
+    roles = selection.candidates(FRAME, SPACE, k=1)
+    rerun = _reruns({"a": [0.9, 0.9], "ra": [0.7, 0.7], "none": [0.9, 0.95]}, failed=("a",))
+    chosen = selection.collect(FRAME, rerun, roles, (1, 2), first_seed=0)
+    assert set(chosen.scores) == {"ra", "none"} and chosen.picked == "none"
+    assert chosen.versus_none() is None and "versus_none" not in chosen.to_dict()
+
+
+def test_candidate_parameters_are_the_trials_own() -> None:
+    params = selection.parameters(FRAME, {"b": "top 1"})
+    assert SPACE.to_policy(params["b"]).n_ops == 3 and "trial_id" not in params["b"]
