@@ -368,7 +368,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
               f"{len(records)} runs, {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each, as many at a time as "
               f"the machine holds (so a run's seconds also depend on what ran beside it). Peak memory is "
               "each run's worker process (resident set) on the CPU, allocated tensor memory on a GPU; CPU use is "
-              "CPU time over wall time and the run's threads."),
+              "CPU time over wall time and the run's threads." + _search_cost(found, rows)),
         ("h2", "Search"),
         ("p", _search_sentence(found)),
         *_selection_blocks(found),
@@ -520,6 +520,24 @@ def _search_sentence(found: FinishedSearch) -> str:
                 f"validation accuracy {s['best_val_acc']:.4f}, its mean over {len(s['selection']['seeds'])} seeds.")
     return (f"The best of {len(completed)} completed trials reached validation accuracy {s['best_val_acc']:.4f} "
             f"after {epochs} epochs{evaluated}. The searched policy:")
+
+
+def _search_cost(found: FinishedSearch, rows: Sequence[dict[str, Any]]) -> str:
+    """The search's whole cost in training runs: its epochs (trials and selection re-runs) over one run's, and its
+    wall time over the mean training time of one final run of the searched policy."""
+    s, trials = found.settings, found.trials
+    epochs = int(trials["epoch"].sum())
+    reruns = len(s["selection"]["seeds"][1:]) * s["selection"]["candidates"] if "selection" in s else 0
+    total = epochs + reruns * s["epochs"]
+    searched = next((r for r in rows if r["policy"] == SEARCHED), None)
+    text = (f" Whole search: {total} training epochs ({epochs} in its {len(trials)} trials"
+            + (f", {reruns * s['epochs']} in the selection's {reruns} re-runs" if reruns else "")
+            + f"), the work of {total / s['epochs']:.1f} training runs of {s['epochs']} epochs")
+    if searched and s.get("wall_seconds"):
+        run = searched["train_seconds_mean"]
+        text += (f"; its wall time is {s['wall_seconds'] / run:.1f}x the {run:.0f} s of one final run of the "
+                 "searched policy")
+    return text + "."
 
 
 def _selection_blocks(found: FinishedSearch) -> list[Block]:
