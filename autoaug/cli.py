@@ -35,6 +35,17 @@ def _int_from(low: int) -> Callable[[str], int]:
 _positive_int = _int_from(1)
 
 
+def _share(text: str) -> float:
+    """A resource share per trial: a number of CPUs or GPUs, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def _size(text: str) -> float | int:
     try:
         return int(text)
@@ -108,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="asha (Optuna samples, weak trials stop early), fifo (every trial runs all epochs) or pbt "
                         "(population based training changes magnitudes during training; exports the best "
                         "trial's schedule) (default: asha)")
-    p.add_argument("--cpus-per-trial", type=float, default=None)
-    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPU share per trial (default: 0.25 with a GPU)")
+    p.add_argument("--cpus-per-trial", type=_share, default=None)
+    p.add_argument("--gpus-per-trial", type=_share, default=None, help="GPU share per trial (default: 0.25 with a GPU)")
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--storage", default="autoaug-runs", help="folder for search results (default: ./autoaug-runs)")
     p.add_argument("--name", default=None, help="search folder name (default: DATASET-TIMESTAMP)")
@@ -138,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robust-size", type=_positive_int, default=500,
                    help="test images used for the corruption and FGSM evaluation (default: 500)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the search's)")
-    p.add_argument("--cpus-per-trial", type=float, default=None)
-    p.add_argument("--gpus-per-trial", type=float, default=None)
+    p.add_argument("--cpus-per-trial", type=_share, default=None)
+    p.add_argument("--gpus-per-trial", type=_share, default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     _compute_arguments(p, default=None, compile=False)
     _compare_argument(p)
@@ -173,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-size", type=_positive_int, default=4000, help="training images (default: 4000)")
     p.add_argument("--generator-epochs", type=_positive_int, default=20)
     p.add_argument("--out", default="reports", help="folder of the reports (default: ./reports)")
-    p.add_argument("--cpus-per-trial", type=float, default=None)
-    p.add_argument("--gpus-per-trial", type=float, default=None)
+    p.add_argument("--cpus-per-trial", type=_share, default=None)
+    p.add_argument("--gpus-per-trial", type=_share, default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=cmd_ablate_synthetic)
 

@@ -49,6 +49,9 @@ def trial_resources(cpus: float | None, gpus: float | None,
     its GPU workers). A GPU share when the cluster has GPUs (default 0.25: four trials a card), else a CPU share
     (default half the cluster's CPUs). The memory cap is the share itself for a fraction of a card (fractional
     GPUs are accounting only), none for whole cards. Raises when one trial asks for more than the cluster has."""
+    for name, value, low in (("cpus", cpus, "above 0"), ("gpus", gpus, "0 or more")):
+        if value is not None and not (value > 0 if name == "cpus" else value >= 0):
+            raise AutoaugError(f"{value:g} {name} per trial: give a number {low}")
     if cluster is None:
         import ray
 
