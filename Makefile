@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 # Search a policy on the embedded Fashion-MNIST subset, then retrain it and the presets on 2 seeds and print
 # the with/without-augmentation comparison (the report lands in autoaug-runs/reports/).
 demo: $(BIN)/.installed
-	$(BIN)/autoaug search --budget small --trials 8 --epochs $(EPOCHS) --report-seeds 2 --reports autoaug-runs/reports
+	$(BIN)/autoaug search --budget small --trials 8 --epochs $(EPOCHS) --select 2 --report-seeds 2 --reports autoaug-runs/reports
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -64,6 +64,12 @@ class Status:
             sys.stdout.flush()
 
 
+def _short(trial_id: str) -> str:
+    """A trial's id, short: Optuna's trials differ from the start (``a1f5c5ee``), a grid's at the end
+    (``404fd_00003``)."""
+    return trial_id.rsplit("_", 1)[-1] if "_" in trial_id else trial_id[:5]
+
+
 @dataclass
 class SearchProgress:
     """A search of ``total`` trials of up to ``epochs`` epochs, as Tune reports it."""
@@ -113,7 +119,7 @@ class SearchProgress:
         return max(0.0, ((self.total - ended) * self.epochs - sum(e for e, _ in self.running.values())) / rate)
 
     def line(self) -> str:
-        runs = ", ".join(f"{t[:5]} e{e}" + (f" {a:.3f}" if a is not None else "")
+        runs = ", ".join(f"{_short(t)} e{e}" + (f" {a:.3f}" if a is not None else "")
                          for t, (e, a) in sorted(self.running.items())) or "starting"
         left = self.left()
         eta = f" | at most ~{duration(left)} left" if left is not None else ""

@@ -88,7 +88,9 @@ def candidates(frame: Any, space: SearchSpace, k: int) -> dict[str, str]:
     for _, row in done.iterrows():
         key = _policy_key(row, space)
         if len(roles) < k and key not in seen:
-            roles[row["trial_id"]] = f"top {len(roles) + 1}"
+            preset = row.get("preset")
+            roles[row["trial_id"]] = f"top {len(roles) + 1}" + (f" ({preset})" if isinstance(preset, str) and preset
+                                                                  else "")
         seen.add(key)
     presets = done[done.get("preset", "").fillna("") != ""] if "preset" in done else done.iloc[0:0]
     standard = presets[presets["preset"] != "none"]

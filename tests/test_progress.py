@@ -45,6 +45,8 @@ def test_search_progress_counts_and_estimates() -> None:
     assert any("trial 1/4 aaaaaaa1 done val_acc 0.8500" in line for line in lines)
     assert any("trial 2/4 bbbbbbb2 stopped early at epoch 6 val_acc 0.7000" in line for line in lines)
     assert "done 1, stopped early 1, failed 0 of 4 | best 0.8500" in lines[-1]
+    p.result("404fd_00003", 2, 0.5)  # a grid's trials share their start: the end tells them apart
+    assert "running: 00003 e2 0.500" in lines[-1]
 
 
 def test_runs_progress_estimates_from_finished_runs() -> None:

@@ -41,6 +41,11 @@ def test_none_keeps_its_role_when_it_is_also_a_top_trial() -> None:
     assert selection.candidates(frame, SPACE, k=1) == {"none": "none", "ra": "randaugment"}
 
 
+def test_a_standard_among_the_top_trials_is_named_and_not_a_candidate_twice() -> None:
+    frame = FRAME.assign(val_acc=FRAME["val_acc"].where(FRAME["trial_id"] != "ra", 0.95))
+    assert selection.candidates(frame, SPACE, k=2) == {"ra": "top 1 (randaugment)", "a": "top 2", "none": "none"}
+
+
 def _reruns(scores: dict[str, list[float]], failed: tuple[str, ...] = ()) -> pd.DataFrame:
     return pd.DataFrame([{"config/of": t, "config/seed": seed, "val_acc": v,
                           "status": "failed" if t in failed else "completed"}
