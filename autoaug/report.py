@@ -337,7 +337,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
               f"({n_text}). Mean ± sample std over seeds; Δ is the difference to `none` paired by seed with its "
               "95% Student t interval, and the verdict says whether that interval excludes 0."),
         ("table", (header, body)),
-        ("p", _verdict_sentence(rows)),
+        ("p", _verdict_sentence(rows) + _versus_best(groups)),
         ("h2", "Policies"),
         ("table", (["policy", "how it augments", "ops"],
                    [[p.name, mechanism(p) + _twin_note(p, records), ", ".join([*p.base, *p.ops]) or "—"]
@@ -520,6 +520,26 @@ def _search_sentence(found: FinishedSearch) -> str:
                 f"validation accuracy {s['best_val_acc']:.4f}, its mean over {len(s['selection']['seeds'])} seeds.")
     return (f"The best of {len(completed)} completed trials reached validation accuracy {s['best_val_acc']:.4f} "
             f"after {epochs} epochs{evaluated}. The searched policy:")
+
+
+def _versus_best(groups: dict[str, list[dict[str, Any]]]) -> str:
+    """The searched policy against the best compared one (highest mean test accuracy, ``none`` aside), paired by
+    seed: the question whether the search was worth more than the best free standard."""
+    from autoaug.stats import compare_paired
+
+    others = {name: runs for name, runs in groups.items() if name not in (SEARCHED, "none")}
+    if SEARCHED not in groups or not others:
+        return ""
+    best = max(others, key=lambda name: sum(r["test"]["acc"] for r in others[name]) / len(others[name]))
+    mine, theirs = ({r["seed"]: r["test"]["acc"] for r in groups[name]} for name in (SEARCHED, best))
+    seeds = sorted(set(mine) & set(theirs))
+    if not seeds:
+        return ""
+    if all(mine[k] == theirs[k] for k in seeds):
+        return f" The searched policy is `{best}`, the best of the compared policies."
+    vs = compare_paired([mine[k] for k in seeds], [theirs[k] for k in seeds])
+    return (f" Against the best of the compared policies, `{best}` (highest mean test accuracy), the searched "
+            f"policy is {vs}.")
 
 
 def _search_cost(found: FinishedSearch, rows: Sequence[dict[str, Any]]) -> str:

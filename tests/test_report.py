@@ -235,3 +235,18 @@ def test_a_searched_policy_equal_to_a_compared_one_is_trained_once(search, tmp_p
     assert rows[SEARCHED]["acc_mean"] == rows["none"]["acc_mean"] and rows[SEARCHED]["acc_diff"] == 0
     text = (rep.folder / "report.md").read_text()
     assert "(the same policy as `none`: its runs are reused, not trained twice)" in text
+
+
+def test_the_searched_policy_is_compared_with_the_best_compared_policy() -> None:
+    from autoaug.report import _versus_best
+
+    def runs(*accs: float) -> list[dict]:
+        return [{"seed": seed, "test": {"acc": acc}} for seed, acc in zip((1, 2, 3), accs, strict=True)]
+
+    groups = {"searched": runs(0.70, 0.71, 0.72), "none": runs(0.60, 0.61, 0.62), "cropflip": runs(0.69, 0.70, 0.70),
+              "cropflip+randaugment": runs(0.65, 0.66, 0.64)}
+    line = _versus_best(groups)
+    assert "`cropflip` (highest mean test accuracy)" in line and "+0.0133" in line and "(n = 3)" in line
+    twin = {**groups, "searched": groups["cropflip"]}
+    assert _versus_best(twin) == " The searched policy is `cropflip`, the best of the compared policies."
+    assert _versus_best({"searched": groups["searched"], "none": groups["none"]}) == ""
