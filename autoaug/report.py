@@ -116,8 +116,8 @@ def compared_policies(specs: Sequence[str]) -> list[Policy]:
         name, sep, source = spec.partition("=")
         policy = resolve_policy(source if sep else spec)
         policy = replace(policy, name=name if sep else policy.name)
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", policy.name) or policy.name == SEARCHED:
-            raise AutoaugError(f"policy name {policy.name!r} must be letters, digits, '_', '.' or '-' and not "
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", policy.name) or policy.name == SEARCHED:
+            raise AutoaugError(f"policy name {policy.name!r} must be letters, digits, '_', '.', '+' or '-' and not "
                                f"{SEARCHED!r}; name it with NAME=FILE.json")
         if any(p.name == policy.name for p in out):
             raise AutoaugError(f"policy name {policy.name!r} is given twice; name files with NAME=FILE.json")

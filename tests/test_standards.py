@@ -75,3 +75,11 @@ def test_reports_compare_with_the_standards_for_the_kind_of_data() -> None:
 
     assert standards((3, 32, 32)) == ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
     assert standards((1, 28, 28)) == ("randaugment", "trivialaugment")
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
+def test_the_default_comparison_names_are_accepted(shape: tuple[int, ...]) -> None:
+    from autoaug.policy import standards
+    from autoaug.report import compared_policies
+
+    assert [p.name for p in compared_policies(standards(shape))] == ["none", *standards(shape)]
