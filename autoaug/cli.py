@@ -288,6 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    print(f"autoaug search {args.dataset}: loading the data and starting Ray", flush=True)  # before the slow imports
     from autoaug.errors import AutoaugError
     from autoaug.tune import tune_policy
 
