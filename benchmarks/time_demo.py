@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import time
+from itertools import pairwise
 
 
 def main() -> None:
@@ -24,7 +25,7 @@ def main() -> None:
             print(f"[{stamps[-1][0]:7.1f} s] {line.rstrip()}", flush=True)
     if proc.returncode:
         raise SystemExit(f"make {args.target} failed with exit code {proc.returncode}")
-    gaps = [(b[0] - a[0], b[1]) for a, b in zip(stamps, stamps[1:])]
+    gaps = [(b[0] - a[0], b[1]) for a, b in pairwise(stamps)]
     longest = max(gaps, default=(0.0, ""))
     print(f"\nfirst line after {stamps[0][0]:.1f} s; longest wait {longest[0]:.1f} s (before: {longest[1][:80]!r}); "
           f"total {stamps[-1][0]:.1f} s ({stamps[-1][0] / 60:.1f} min)")
