@@ -51,7 +51,8 @@ class Selection:
         for i, seed in enumerate(self.seeds):
             out[f"{PREFIX}val_acc.seed{seed}"] = [self.scores[t][i] if t in self.scores else None for t in ids]
         out[f"{PREFIX}mean_val_acc"] = [self.mean(t) if t in self.scores else None for t in ids]
-        out[f"{PREFIX}picked"] = [t == self.picked for t in ids]
+        picked = self.picked
+        out[f"{PREFIX}picked"] = [t == picked for t in ids]
         return out
 
     def to_dict(self) -> dict[str, Any]:
