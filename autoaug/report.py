@@ -173,9 +173,10 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
         folder = out_root / f"{folder_name(s['dataset'])}-{stamp}-{i}"
     tracker = _tracker(found, echo)
     # finished runs are journaled as they arrive and the journal is kept: the same report command after a crash
-    # or Ctrl-C trains only the missing runs, and after a finished report remakes it without training
-    journal = out_root / f".runs-{_journal_key(found, policies, seed_list, settings)}.jsonl"
-    earlier = _read_journal(journal)
+    # or Ctrl-C trains only the missing runs, and after a finished report remakes it without training; a report on
+    # more seeds trains only the new seeds
+    journal = out_root / f".runs-{_journal_key(found, policies, settings)}.jsonl"
+    earlier = [r for r in _read_journal(journal) if r["seed"] in seed_list]
     if earlier:
         echo(f"reusing {len(earlier)} of {len(trained) * seeds} finished runs from {journal} "
              "(delete it to train them again)")
@@ -247,11 +248,11 @@ def twin_of(best: Policy, compared: Sequence[Policy]) -> str | None:
     return next((p.name for p in compared if replace(best, name=p.name) == p), None)
 
 
-def _journal_key(found: FinishedSearch, policies: Sequence[Policy], seeds: Sequence[int], settings: Any) -> str:
-    """Runs are reused only for the same search, policies, seeds and training and evaluation settings."""
+def _journal_key(found: FinishedSearch, policies: Sequence[Policy], settings: Any) -> str:
+    """Runs are reused only for the same search, policies and training and evaluation settings (seed by seed)."""
     import hashlib
 
-    what = [str(found.folder), [p.to_dict() for p in policies], list(seeds), repr(settings)]
+    what = [str(found.folder), [p.to_dict() for p in policies], repr(settings)]
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

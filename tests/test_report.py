@@ -71,6 +71,20 @@ def test_the_same_report_again_reuses_the_journal_without_training(report, searc
         (r["policy"], r["seed"], r["test"]) for r in rep.records]
 
 
+def test_a_report_on_other_seeds_reuses_the_runs_of_the_seeds_it_shares(report, search) -> None:
+    rep, _ = report
+    result, _ = search
+    lines: list[str] = []
+    fewer = make_report(result.output_dir, seeds=1, out=rep.folder.parent, robust_size=200, num_cpus=2,
+                        cpus_per_trial=1, compare=COMPARE, echo=lines.append)
+    trained = len(POLICIES) - bool(twin_of(result.best_policy, compared_policies(COMPARE)))
+    assert any(line.startswith(f"reusing {trained} of {trained} finished runs") for line in lines)
+    assert not any("final" in line for line in lines[:-1])
+    assert {r["seed"] for r in fewer.records} == {1}
+    assert [(r["policy"], r["test"]) for r in fewer.records] == [
+        (r["policy"], r["test"]) for r in rep.records if r["seed"] == 1]
+
+
 def test_comparison_is_paired_by_seed(report) -> None:
     rep, _ = report
     frame = pd.read_csv(rep.folder / "comparison.csv").set_index("policy")
