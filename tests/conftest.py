@@ -40,7 +40,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
            "--default-artifact-root", (folder / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_parent)
     uri = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -55,6 +56,15 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
         yield uri
     finally:
         stop_group(proc, timeout=30)
+
+
+def die_with_parent() -> None:
+    """In a child before it execs: SIGTERM it when the process that started it dies (Linux), so that a killed
+    pytest leaves no server behind, whatever its fixtures' teardown could not do."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def stop_group(proc, timeout: float) -> None:

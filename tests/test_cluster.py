@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import stop_group
+from conftest import die_with_parent, stop_group
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -41,7 +41,7 @@ def cluster():
     common = ["--block", "--num-cpus", "1", "--disable-usage-stats", "--include-dashboard", "false"]
     nodes = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
                                "--temp-dir", temp, *common], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                              preexec_fn=die_with_parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     address = f"127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -49,8 +49,8 @@ def cluster():
             assert time.time() < deadline and nodes[0].poll() is None, "the head node did not start"
             time.sleep(1)
         nodes.append(subprocess.Popen([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1",
-                                       *common], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+                                       *common], env=env, start_new_session=True, preexec_fn=die_with_parent,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         while "2 node" not in _status(address, env) and time.time() < deadline + 60:
             time.sleep(1)
         yield address
