@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--storage", default="autoaug-runs", help="folder for search results (default: ./autoaug-runs)")
     p.add_argument("--name", default=None, help="search folder name (default: DATASET-TIMESTAMP)")
-    p.add_argument("--resume", action="store_true", help="continue the latest unfinished search of DATASET")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the latest unfinished search of DATASET: its trials, then its report")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in ./mlruns)")
     p.add_argument("--save-policy", type=Path, default=None, help="also write the best policy to this file")
     p.add_argument("--seed", type=int, default=None, help="root seed of the search (default: 0)")
@@ -321,13 +322,19 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"--epochs {settings['epochs']} --batch-size {settings['batch_size']}{size}")
     ui = f"autoaug ui {result.output_dir}"
     print(f"review it: {ui}  (MLflow run {result.mlflow_run_id})")
-    if args.report:
-        from autoaug.report import make_report
+    from autoaug.tune import record_report
 
-        _print_table(make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=args.compare,
-                                 tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
-                                 gpus_per_trial=args.gpus_per_trial, address=args.address,
-                                 echo=lambda line: print(line, flush=True), live=sys.stdout.isatty()).rows)
+    if not args.report:
+        record_report(result.output_dir, None)
+        return 0
+    from autoaug.report import make_report
+
+    report = make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=args.compare,
+                         tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
+                         gpus_per_trial=args.gpus_per_trial, address=args.address,
+                         echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
+    record_report(result.output_dir, report.folder)
+    _print_table(report.rows)
     return 0
 
 

@@ -202,11 +202,8 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
             if "error" not in record:
                 with journal.open("a") as f:
                     f.write(json.dumps({**record, "elapsed": before + time.perf_counter() - t0}, default=str) + "\n")
-            if tracker is not None:
-                try:
-                    tracker.log_final(record, params)
-                except Exception as e:  # the run's record stays in the report; only its MLflow copy is missing
-                    echo(f"warning: could not log {record['policy']} seed {record['seed']} to MLflow: {e}")
+            if tracker is not None:  # a lost server loses only the MLflow copy: the record stays in the report
+                tracker.log_final(record, params)
 
         records = run_finals(trained, seed_list, data, settings, resources=resources,
                              gpu_memory_fraction=mem_fraction, on_record=on_record, on_wait=progress.tick,
@@ -273,7 +270,7 @@ def _tracker(found: FinishedSearch, echo: Callable[[str], None]) -> Any:
         return None
     from autoaug.tracking import FinalTracker
 
-    return FinalTracker(found.tracking_uri, found.parent_run_id)
+    return FinalTracker(found.tracking_uri, found.parent_run_id, echo)
 
 
 def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy],

@@ -3,16 +3,20 @@
 Logged from the Ray driver through ``MlflowClient`` (no global active-run state). Child runs are found
 again by their ``autoaug.trial_id`` tag, so a resumed search adds no duplicate runs. Every run is closed
 with a status on every exit path: FINISHED, FAILED or KILLED, plus an ``autoaug.status`` tag
-(completed / pruned / failed).
+(completed / pruned / failed). A tracking server that stops answering mid-search does not stop the search:
+the first failed write is reported, nothing more is logged by that process, and at the end it says what was
+not logged (the search's own files hold all of it).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,17 +74,60 @@ def client_for(tracking_uri: str) -> Any:
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # a lost server fails a write within seconds (1 + 2 + 4 s of retries), not MLflow's minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     check_reachable(tracking_uri)
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri)
 
 
+def _tolerant(method: Callable[..., Any]) -> Callable[..., Any]:
+    """An MLflow write whose failure does not fail the search: the first one is reported and marks the tracker
+    down (``None`` is returned then and from then on, and nothing more is sent)."""
+
+    @functools.wraps(method)
+    def guarded(self: _Runs, *args: Any, **kwargs: Any) -> Any:
+        if self.down is None:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as e:
+                text = str(e).strip().splitlines()
+                self.down = f"{type(e).__name__}: {text[0] if text else ''}"[:300]
+                self.echo(f"warning: MLflow at {self.uri} failed ({self.down}); nothing more is logged there, "
+                          "the work goes on")
+        return None
+
+    return guarded
+
+
 class _Runs:
-    """Writes params and metrics of runs through one ``MlflowClient``."""
+    """Writes params and metrics of runs through one ``MlflowClient``. ``down``: why the tracking server stopped
+    taking writes (then nothing more is sent); ``unlogged``: what was not logged since."""
 
     client: Any
+    uri: str
+    echo: Callable[[str], None]
+    down: str | None = None
 
+    def __init__(self, tracking_uri: str, echo: Callable[[str], None]) -> None:
+        self.uri, self.echo, self.unlogged = tracking_uri, echo, set[str]()
+        self.client = client_for(tracking_uri)
+
+    def missed(self, what: str) -> None:
+        """Note ``what`` (e.g. ``trial 3b1f``) as not logged, when the server is down."""
+        if self.down is not None:
+            self.unlogged.add(what)
+
+    def say_missed(self, also: str) -> None:
+        """After a lost server: one line on what is not in MLflow (the ``unlogged`` items, and ``also``)."""
+        if self.down is not None:
+            items = ", ".join(sorted(self.unlogged)) or "no run's results"
+            self.echo(f"MLflow at {self.uri} was lost ({self.down}); not logged there: {items}; {also}")
+
+    @_tolerant
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -88,6 +135,7 @@ class _Runs:
         for i in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[i : i + 100])
 
+    @_tolerant
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
         from mlflow.entities import Metric
 
@@ -97,6 +145,13 @@ class _Runs:
         for i in range(0, len(items), 500):
             self.client.log_batch(run_id, metrics=items[i : i + 500])
 
+    @_tolerant
+    def fail(self, run_id: str, error: str) -> None:
+        """Close ``run_id`` FAILED, with ``error`` as its ``autoaug.error`` tag."""
+        self.client.set_tag(run_id, "autoaug.error", error[:5000])
+        self.close(run_id, "FAILED", "failed")
+
+    @_tolerant
     def close(self, run_id: str, status: str, outcome: str | None = None) -> None:
         if outcome:
             self.client.set_tag(run_id, "autoaug.status", outcome)
@@ -106,9 +161,9 @@ class _Runs:
 class SearchTracker(_Runs):
     """Owns the parent run of one search and the child runs of its trials."""
 
-    def __init__(self, tracking_uri: str, experiment: str, search_dir: Path, params: dict[str, Any]) -> None:
-        self.uri = tracking_uri
-        self.client = client_for(tracking_uri)
+    def __init__(self, tracking_uri: str, experiment: str, search_dir: Path, params: dict[str, Any],
+                 echo: Callable[[str], None] = print) -> None:
+        super().__init__(tracking_uri, echo)
         artifacts = None
         if tracking_uri.startswith("sqlite:///"):  # local store: artifacts beside the database, absolute
             artifacts = (Path(tracking_uri[len("sqlite:///"):]).parent / "artifacts").as_uri()
@@ -133,6 +188,7 @@ class SearchTracker(_Runs):
                                        filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'")
         return {r.data.tags["autoaug.trial_id"]: r.info.run_id for r in runs if "autoaug.trial_id" in r.data.tags}
 
+    @_tolerant
     def child(self, trial_id: str, params: dict[str, Any], role: str = "trial") -> str:
         """The child run of ``trial_id``, created once."""
         if trial_id not in self.children:
@@ -142,6 +198,7 @@ class SearchTracker(_Runs):
             self.log_params(run.info.run_id, params)
         return self.children[trial_id]
 
+    @_tolerant
     def drop_lost_children(self, trial_ids: set[str]) -> None:
         """Delete still-open child runs of trials not in ``trial_ids``: a driver killed outright loses the
         trials it started after its last state snapshot, and the resumed search runs them as new trials."""
@@ -151,7 +208,14 @@ class SearchTracker(_Runs):
 
     def finish(self, status: str, artifacts: list[Path] = (), cause: str | None = None) -> None:  # type: ignore[assignment]
         """Close every still-open child run, log ``artifacts`` to the parent and close it (with the ``cause`` of
-        a failure as its tag ``autoaug.cause``)."""
+        a failure as its tag ``autoaug.cause``); after a lost server, say what is not in MLflow."""
+        self._finish(status, artifacts, cause)
+        self.say_missed(f"the search's files and the end of its parent run {self.parent_id} (left RUNNING); "
+                        "the search's own files hold everything")
+        ACTIVE.pop(self.parent_id, None)
+
+    @_tolerant
+    def _finish(self, status: str, artifacts: list[Path], cause: str | None) -> None:
         if cause:
             self.client.set_tag(self.parent_id, "autoaug.cause", cause[:5000])
         for run_id in self.children.values():
@@ -161,28 +225,33 @@ class SearchTracker(_Runs):
             if path.exists():
                 self.client.log_artifact(self.parent_id, str(path))
         self.client.set_terminated(self.parent_id, status)
-        ACTIVE.pop(self.parent_id, None)
 
 
 class FinalTracker(_Runs):
     """The reporter's final retrains as child runs of a search's parent run (``autoaug.role=final``, with
     ``autoaug.policy`` and ``autoaug.seed`` tags), and the report's files as artifacts of the parent."""
 
-    def __init__(self, tracking_uri: str, parent_id: str) -> None:
-        self.client = client_for(tracking_uri)
+    def __init__(self, tracking_uri: str, parent_id: str, echo: Callable[[str], None] = print) -> None:
+        super().__init__(tracking_uri, echo)
         self.parent_id = parent_id
         self.experiment_id = self.client.get_run(parent_id).info.experiment_id
 
-    def log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str:
-        """One run for one final record (see :func:`autoaug.final.final_run`); FAILED with its error if it has one."""
+    def log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str | None:
+        """One run for one final record (see :func:`autoaug.final.final_run`); FAILED with its error if it has one.
+        ``None`` when the server is lost."""
+        run_id = self._log_final(record, params)
+        self.missed(f"{record['policy']} seed {record['seed']}")
+        return run_id
+
+    @_tolerant
+    def _log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str:
         name, seed = record["policy"], record["seed"]
         run_id = self.client.create_run(self.experiment_id, run_name=f"final-{name}-seed{seed}", tags={
             "mlflow.parentRunId": self.parent_id, "autoaug.role": "final", "autoaug.policy": name,
             "autoaug.seed": str(seed), "autoaug.report": str(params.get("report", ""))}).info.run_id
         self.log_params(run_id, {**params, "policy": name, "seed": seed})
         if "error" in record:
-            self.client.set_tag(run_id, "autoaug.error", record["error"][:5000])
-            self.close(run_id, "FAILED", "failed")
+            self.fail(run_id, record["error"])
             return run_id
         for m in record["history"]:
             self.log_metrics(run_id, {k: v for k, v in m.items() if k != "epoch"}, step=m["epoch"])
@@ -194,6 +263,12 @@ class FinalTracker(_Runs):
         return run_id
 
     def log_report(self, folder: Path, artifact_path: str) -> None:
+        """The report's files as artifacts of the parent run; after a lost server, say what is not in MLflow."""
+        self._log_report(folder, artifact_path)
+        self.say_missed(f"the report's files (in {folder})")
+
+    @_tolerant
+    def _log_report(self, folder: Path, artifact_path: str) -> None:
         self.client.log_artifacts(self.parent_id, str(folder), artifact_path=artifact_path)
 
 
@@ -232,7 +307,9 @@ def tune_callback(parent_id: str, epochs: int, role: str = "trial") -> Any:
             from autoaug.tracking import ACTIVE  # the live registry: a pickled copy of this class has its own globals
 
             tracker = ACTIVE[parent_id]
-            return tracker, tracker.child(trial.trial_id, dict(trial.config), role)
+            run_id = tracker.child(trial.trial_id, dict(trial.config), role)
+            tracker.missed(f"{role} {trial.trial_id}")
+            return tracker, run_id
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             tracker, run_id = self._child(trial)
@@ -246,7 +323,6 @@ def tune_callback(parent_id: str, epochs: int, role: str = "trial") -> Any:
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             tracker, run_id = self._child(trial)
-            tracker.client.set_tag(run_id, "autoaug.error", trial_error(trial)[:5000])
-            tracker.close(run_id, "FAILED", "failed")
+            tracker.fail(run_id, trial_error(trial))
 
     return MLflowTrials()

@@ -177,10 +177,33 @@ def _progress_callback(key: str, epochs: int) -> Any:
 
 
 def _latest_unfinished(root: Path, dataset: str) -> Path | None:
-    """The most recent search folder of ``dataset`` under ``root`` that has no best policy yet."""
-    candidates = [p.parent for p in root.glob("*/search.json")
-                  if not (p.parent / "best_policy.json").exists() and json.loads(p.read_text())["dataset"] == dataset]
+    """The most recent search folder of ``dataset`` under ``root`` with a stage left: trials (no best policy yet)
+    or its report (:func:`record_report` has not noted one)."""
+    candidates = []
+    for path in root.glob("*/search.json"):
+        saved = json.loads(path.read_text())
+        if saved["dataset"] == dataset and not ((path.parent / "best_policy.json").exists() and "report" in saved):
+            candidates.append(path.parent)
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def record_report(folder: Path, report: Path | None) -> None:
+    """Note in a finished search's search.json that its report is written (in ``report``; ``None``: none was
+    asked for), so that ``--resume`` no longer picks it up."""
+    _write_json(folder / "search.json", {**json.loads((folder / "search.json").read_text()),
+                                         "report": None if report is None else str(report)})
+
+
+def _finished(out: Path) -> SearchResult:
+    """The result of the finished search in ``out``, from its files."""
+    import pandas as pd
+
+    saved = json.loads((out / "search.json").read_text())
+    frame = pd.read_csv(out / "trials.csv")
+    if "preset" in frame:
+        frame["preset"] = frame["preset"].fillna("")
+    return SearchResult(Policy.load(out / "best_policy.json"), saved["best_val_acc"], frame, out,
+                        out / "best_policy.json", saved["mlflow_run_id"], saved["tracking_uri"])
 
 
 def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = None, model: str | None = None,
@@ -212,6 +235,9 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         if out is None or not (out / "search.json").is_file():
             raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
         given = _resumed(given, json.loads((out / "search.json").read_text()), dataset)
+        if (out / "best_policy.json").exists():
+            echo(f"the search in {out} has finished all its trials; its result is read back")
+            return _finished(out)
     budget, scheduler = given["budget"] or "small", given["scheduler"] or "asha"
     if budget not in BUDGETS:
         raise choice_error("budget", budget, BUDGETS)
@@ -259,7 +285,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     started = start_ray(address, num_cpus)
     try:  # ... nor before the resources are known to fit
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
-        tracker = SearchTracker(tracking_uri, folder_name(dataset), out, {**settings, **_versions()})
+        tracker = SearchTracker(tracking_uri, folder_name(dataset), out, {**settings, **_versions()}, echo)
     except BaseException:
         if started:
             ray.shutdown()
@@ -299,12 +325,14 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 search_alg = _searcher(search_space, seed, base, trials, data.image_shape)
             if scheduler == "asha":
                 trial_scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=3)
+            # a trial whose worker dies (killed, out of memory, its node lost) runs once more from its start; one
+            # that fails again (as a diverging one does) is recorded failed and the search goes on
             tuner = tune.Tuner(
                 trainable, param_space=param_space,
                 tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, num_samples=trials, reuse_actors=True,
                                             search_alg=search_alg, scheduler=trial_scheduler),
                 run_config=tune.RunConfig(name=out.name, storage_path=str(root), verbose=0, callbacks=callbacks,
-                                          failure_config=tune.FailureConfig(max_failures=0),
+                                          failure_config=tune.FailureConfig(max_failures=1),
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=3)),
             )
         grid = _fit(tuner)
@@ -493,7 +521,7 @@ def _select(frame: Any, space: SearchSpace, base: TrainConfig, trainable_of: Cal
                 run_config=tune.RunConfig(name="selection", storage_path=str(out), verbose=0,
                                           callbacks=[_progress_callback(key, base.epochs),
                                                      tune_callback(tracker.parent_id, base.epochs, role="selection")],
-                                          failure_config=tune.FailureConfig(max_failures=0)))
+                                          failure_config=tune.FailureConfig(max_failures=1)))
         grid = _fit(tuner)
         if grid is None or grid.num_terminated + grid.num_errors < runs:
             raise KeyboardInterrupt

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -26,13 +27,20 @@ def photo() -> torch.Tensor:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """A real ``mlflow server`` subprocess on 127.0.0.1, stopped (with its workers) at the end."""
+    with serve_mlflow(tmp_path_factory.mktemp("mlflow")) as (uri, _):
+        yield uri
+
+
+@contextlib.contextmanager
+def serve_mlflow(folder):
+    """Start ``mlflow server`` on a free port of 127.0.0.1 with its store in ``folder``; yields ``(uri, process)``
+    once it answers, and stops it (its whole process group) afterwards."""
     import socket
     import subprocess
     import sys
     import time
     import urllib.request
 
-    folder = tmp_path_factory.mktemp("mlflow")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -53,9 +61,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
                 if proc.poll() is not None or time.time() > deadline:
                     raise RuntimeError("mlflow server did not start") from None
                 time.sleep(0.5)
-        yield uri
+        yield uri, proc
     finally:
-        stop_group(proc, timeout=30)
+        if proc.poll() is None:
+            stop_group(proc, timeout=30)
 
 
 def die_with_parent() -> None:

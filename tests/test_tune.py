@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -106,58 +105,6 @@ def test_too_many_cpus_per_trial(tmp_path: Path) -> None:
     with pytest.raises(AutoaugError, match="64 cpus per trial is more than the 2"):
         tune_policy("fashion_mnist_small", budget="tiny", storage=tmp_path, num_cpus=2, cpus_per_trial=64,
                     tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", echo=lambda line: None)
-
-
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
-def test_interrupted_search_resumes_without_duplicates(tmp_path: Path, sig: str) -> None:
-    """Ctrl-C or kill -9 the driver mid-search, then ``--resume``: all trials end, one MLflow run per trial."""
-    import os
-    import signal
-    import sys
-    import time
-
-    from mlflow.tracking import MlflowClient
-
-    before = _ray_processes()
-
-    args = [sys.executable, "-m", "autoaug", "search", "--budget", "tiny", "--trials", "5", "--epochs", "2",
-            "--train-size", "400", "--no-report", "--storage", str(tmp_path / "runs"), "--name", "r",
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
-    log = tmp_path / "first.log"
-    with log.open("w") as out:
-        first = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-        deadline = time.time() + 400
-        while "trial 1/5" not in log.read_text() and first.poll() is None and time.time() < deadline:
-            time.sleep(1)
-        first.send_signal(getattr(signal, sig))
-        code = first.wait(timeout=120)
-    if sig == "SIGINT":
-        assert code == 130 and "Continue it with --resume" in log.read_text(), log.read_text()
-    else:
-        assert code == -signal.SIGKILL
-        deadline = time.time() + 30  # Ray's processes die with their driver (they share its fate)
-        while _ray_processes() - before and time.time() < deadline:
-            time.sleep(1)
-        assert not _ray_processes() - before, "Ray processes outlived the killed driver"
-    assert not (tmp_path / "runs" / "r" / "best_policy.json").exists()
-
-    second = subprocess.run([*args[:-6], "--storage", str(tmp_path / "runs"), "--resume", "--tracking-uri",
-                             f"sqlite:///{tmp_path / 'mlflow.db'}"], capture_output=True, text=True, cwd=tmp_path,
-                            timeout=600, env={**os.environ})
-    assert second.returncode == 0, second.stdout + second.stderr
-    trials = pd.read_csv(tmp_path / "runs" / "r" / "trials.csv")
-    assert len(trials) == 5 and trials["trial_id"].is_unique
-
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    parent_id = __import__("json").loads((tmp_path / "runs" / "r" / "mlflow.json").read_text())["parent_run_id"]
-    parent = client.get_run(parent_id)
-    assert parent.info.status == "FINISHED"
-    children = client.search_runs([parent.info.experiment_id], filter_string=(
-        f"tags.mlflow.parentRunId = '{parent_id}' and tags.`autoaug.role` = 'trial'"))
-    trial_ids = [c.data.tags["autoaug.trial_id"] for c in children]
-    assert sorted(trial_ids) == sorted(trials["trial_id"]) and len(set(trial_ids)) == len(trial_ids)
-    assert all(c.info.status == "FINISHED" for c in children)
-    assert _ray_processes() <= before
 
 
 def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
