@@ -175,11 +175,19 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     # finished runs are journaled as they arrive and the journal is kept: the same report command after a crash
     # or Ctrl-C trains only the missing runs, and after a finished report remakes it without training; a report on
     # more seeds trains only the new seeds
-    journal = out_root / f".runs-{_journal_key(found, policies, settings)}.jsonl"
+    key = _journal_key(found, policies, settings)
+    journal = out_root / f".runs-{key}.jsonl"
     earlier = [r for r in _read_journal(journal) if r["seed"] in seed_list]
     if earlier:
         echo(f"reusing {len(earlier)} of {len(trained) * seeds} finished runs from {journal} "
              "(delete it to train them again)")
+    params = {k: v for k, v in base.to_dict().items() if k not in ("seed", "device")} | {"report": folder.name,
+                                                                                          "journal": key}
+    if tracker is not None and earlier:  # a report killed between a run's journal line and its MLflow run
+        logged = tracker.logged(key) or set()
+        for record in earlier:
+            if (record["policy"], record["seed"]) not in logged:
+                tracker.log_final(record, params)
     quality = None
     if any(p.synthetic for p in policies):  # train the generators here, so that the parallel runs only load them
         from autoaug.ablation import generator_quality
@@ -193,7 +201,6 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     try:
         resources, mem_fraction = trial_resources(cpus_per_trial, gpus_per_trial)
         progress = RunsProgress(len(trained) * seeds - len(earlier), concurrent(resources), Status(echo, live))
-        params = {k: v for k, v in base.to_dict().items() if k not in ("seed", "device")} | {"report": folder.name}
 
         def on_record(record: dict[str, Any]) -> None:
             what = (f"FAILED ({record['error']})" if "error" in record else

@@ -248,7 +248,8 @@ class FinalTracker(_Runs):
         name, seed = record["policy"], record["seed"]
         run_id = self.client.create_run(self.experiment_id, run_name=f"final-{name}-seed{seed}", tags={
             "mlflow.parentRunId": self.parent_id, "autoaug.role": "final", "autoaug.policy": name,
-            "autoaug.seed": str(seed), "autoaug.report": str(params.get("report", ""))}).info.run_id
+            "autoaug.seed": str(seed), "autoaug.report": str(params.get("report", "")),
+            "autoaug.journal": str(params.get("journal", ""))}).info.run_id
         self.log_params(run_id, {**params, "policy": name, "seed": seed})
         if "error" in record:
             self.fail(run_id, record["error"])
@@ -261,6 +262,13 @@ class FinalTracker(_Runs):
         self.log_metrics(run_id, final, step=len(record["history"]))
         self.close(run_id, "FINISHED", "completed")
         return run_id
+
+    @_tolerant
+    def logged(self, journal: str) -> set[tuple[str, int]]:
+        """``(policy, seed)`` of the final runs logged from the report journal ``journal`` (its key)."""
+        runs = self.client.search_runs([self.experiment_id], filter_string=(
+            f"tags.mlflow.parentRunId = '{self.parent_id}' and tags.`autoaug.journal` = '{journal}'"))
+        return {(r.data.tags["autoaug.policy"], int(r.data.tags["autoaug.seed"])) for r in runs}
 
     def log_report(self, folder: Path, artifact_path: str) -> None:
         """The report's files as artifacts of the parent run; after a lost server, say what is not in MLflow."""

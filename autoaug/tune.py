@@ -234,7 +234,11 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         out = root / name if name else _latest_unfinished(root, dataset)
         if out is None or not (out / "search.json").is_file():
             raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
-        given = _resumed(given, json.loads((out / "search.json").read_text()), dataset)
+        saved = json.loads((out / "search.json").read_text())
+        given = _resumed(given, saved, dataset)
+        if (out / "best_policy.json").exists() and "report" in saved:
+            report = f" and its report is in {saved['report']}" if saved["report"] else ""
+            raise AutoaugError(f"the search in {out} has finished{report}: nothing to resume")
         if (out / "best_policy.json").exists():
             echo(f"the search in {out} has finished all its trials; its result is read back")
             return _finished(out)

@@ -115,7 +115,7 @@ def test_a_killed_search_resumes_without_losing_or_repeating_work(tmp_path: Path
         assert sorted(finals) == sorted(trained)  # each final run logged once
         third = subprocess.run(_command(tmp_path, "--resume", report=report), capture_output=True, text=True,
                                cwd=tmp_path, timeout=120)
-        assert third.returncode == 2 and "no unfinished search" in third.stderr  # its report is written: done
+        assert third.returncode == 2 and "has finished and its report is in" in third.stderr, third.stderr
 
 
 @pytest.mark.slow
