@@ -22,8 +22,9 @@ SEARCH = [sys.executable, "-m", "autoaug", "search", "--budget", "tiny", "--tria
 REPORT = ["--report-seeds", "2", "--compare", "trivialaugment"]
 
 
-def _command(tmp_path: Path, *extra: str, report: bool = False) -> list[str]:
-    return [*SEARCH, "--storage", str(tmp_path / "runs"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+def _command(tmp_path: Path, *extra: str, report: bool = False, uri: str | None = None) -> list[str]:
+    uri = uri or f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return [*SEARCH, "--storage", str(tmp_path / "runs"), "--tracking-uri", uri,
             *(["--reports", str(tmp_path / "reports"), *REPORT] if report else ["--no-report"]), *extra]
 
 
@@ -146,8 +147,8 @@ def test_a_lost_tracking_server_does_not_stop_the_search(tmp_path: Path) -> None
     """kill -9 the MLflow server after the first trial: the search finishes, writes its files, and says what was
     not logged."""
     with serve_mlflow(tmp_path / "mlflow") as (uri, server):
-        cmd = [*_command(tmp_path, "--select", "0")[:-1], "--tracking-uri", uri, "--no-report"]
-        search = _run_until(cmd, tmp_path / "search.log", re.compile(r"trial 1/5"), tmp_path)
+        search = _run_until(_command(tmp_path, "--select", "0", uri=uri), tmp_path / "search.log",
+                            re.compile(r"trial 1/5"), tmp_path)
         os.killpg(server.pid, signal.SIGKILL)
         code = search.wait(timeout=600)
     text = (tmp_path / "search.log").read_text()
