@@ -462,3 +462,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("autoaug: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a folder that cannot be written, a full disk: the cause and the path, not a traceback
+        print(f"autoaug: error: {e}", file=sys.stderr)
+        return 1

@@ -186,7 +186,9 @@ class SearchTracker(_Runs):
     def _existing_children(self) -> dict[str, str]:
         runs = self.client.search_runs([self.experiment_id],
                                        filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'")
-        return {r.data.tags["autoaug.trial_id"]: r.info.run_id for r in runs if "autoaug.trial_id" in r.data.tags}
+        runs = [r for r in runs if "autoaug.trial_id" in r.data.tags]
+        self.roles = {r.data.tags["autoaug.trial_id"]: r.data.tags.get("autoaug.role", "trial") for r in runs}
+        return {r.data.tags["autoaug.trial_id"]: r.info.run_id for r in runs}
 
     @_tolerant
     def child(self, trial_id: str, params: dict[str, Any], role: str = "trial") -> str:
@@ -194,17 +196,17 @@ class SearchTracker(_Runs):
         if trial_id not in self.children:
             run = self.client.create_run(self.experiment_id, run_name=f"{role}-{trial_id}", tags={
                 "mlflow.parentRunId": self.parent_id, "autoaug.trial_id": trial_id, "autoaug.role": role})
-            self.children[trial_id] = run.info.run_id
+            self.children[trial_id], self.roles[trial_id] = run.info.run_id, role
             self.log_params(run.info.run_id, params)
         return self.children[trial_id]
 
     @_tolerant
     def drop_lost_children(self, trial_ids: set[str]) -> None:
-        """Delete still-open child runs of trials not in ``trial_ids``: a driver killed outright loses the
-        trials it started after its last state snapshot, and the resumed search runs them as new trials."""
-        for trial_id, run_id in list(self.children.items()):
-            if trial_id not in trial_ids and self.client.get_run(run_id).info.status == "RUNNING":
-                self.client.delete_run(self.children.pop(trial_id))
+        """Delete the child runs of search trials not in ``trial_ids``: a driver that died (killed, or stopped by
+        a storage failure) loses the trials it started after its last saved state, and the resumed search runs
+        them as new trials."""
+        for trial_id in [t for t in self.children if t not in trial_ids and self.roles[t] == "trial"]:
+            self.client.delete_run(self.children.pop(trial_id))
 
     def finish(self, status: str, artifacts: list[Path] = (), cause: str | None = None) -> None:  # type: ignore[assignment]
         """Close every still-open child run, log ``artifacts`` to the parent and close it (with the ``cause`` of

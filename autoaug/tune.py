@@ -336,10 +336,11 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
                 tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, num_samples=trials, reuse_actors=True,
                                             search_alg=search_alg, scheduler=trial_scheduler),
                 run_config=tune.RunConfig(name=out.name, storage_path=str(root), verbose=0, callbacks=callbacks,
+                                          stop=_storage_stopper(),
                                           failure_config=tune.FailureConfig(max_failures=1),
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=3)),
             )
-        grid = _fit(tuner)
+        grid = _fit(tuner, out)
         if grid is None or grid.num_terminated + grid.num_errors < trials:  # Tune returns normally after Ctrl-C
             raise KeyboardInterrupt
         frame = _frame(grid)
@@ -445,21 +446,70 @@ def _drop_fetch_warnings(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Failed to fetch metrics")
 
 
-def _fit(tuner: Any) -> Any:
+class _StorageFailures(logging.Filter):
+    """Ray's reports of failed writes to the search folder (trial syncs, experiment state), each a traceback:
+    kept off the user's screen, the first one remembered in :data:`STORAGE_FAILURE` (which stops the experiment,
+    see :func:`_storage_stopper`), and turned into one error once Tune has stopped."""
+
+    LOGGERS = ("ray.train._internal.syncer", "ray.tune.execution.experiment_state")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import traceback
+
+        message = record.getMessage()
+        if not message.startswith(("Last sync command failed", "Saving experiment state to storage")):
+            return True
+        if not STORAGE_FAILURE:
+            text = message + "".join(traceback.format_exception(*record.exc_info) if record.exc_info else "")
+            STORAGE_FAILURE.append([line for line in text.splitlines() if line.strip()][-1].strip())
+        return False
+
+
+STORAGE_FAILURE: list[str] = []  # the first failed write to storage of the experiment being fitted
+
+
+def _storage_stopper() -> Any:
+    """A Tune stopper that ends the experiment once a write to its storage failed (:class:`_StorageFailures`):
+    nothing would be saved of the trials that went on."""
+    from ray.tune import Stopper
+
+    class StopOnStorageFailure(Stopper):
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            from autoaug.tune import STORAGE_FAILURE  # a restored (pickled) copy has its own globals
+
+            return bool(STORAGE_FAILURE)
+
+    return StopOnStorageFailure()
+
+
+def _fit(tuner: Any, folder: Path) -> Any:
     """``tuner.fit()``, or ``None`` when Ctrl-C (or SIGUSR1) ended it. Tune returns normally then, and may count
     the trials it was running as terminated; its SIGINT handler, installed for the run from the main thread,
     puts the previous handler back when it fires, which tells. The previous handler is put back afterwards in
-    any case, so that a later Ctrl-C (in the report) interrupts again."""
+    any case, so that a later Ctrl-C (in the report) interrupts again. A failed write to ``folder`` (the
+    experiment's storage) stops the experiment and raises ``OSError``."""
     before = signal.getsignal(signal.SIGINT)
     catches = threading.current_thread() is threading.main_thread() and not int(
         os.getenv("TUNE_DISABLE_SIGINT_HANDLER", "0"))
     analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
     analysis_log.addFilter(_drop_fetch_warnings)
+    storage_logs, watch = [logging.getLogger(name) for name in _StorageFailures.LOGGERS], _StorageFailures()
+    STORAGE_FAILURE.clear()
+    for log in storage_logs:
+        log.addFilter(watch)
     try:
         grid = tuner.fit()
+        if STORAGE_FAILURE:
+            raise OSError(f"cannot write the search's files in {folder} ({STORAGE_FAILURE[0]}); what was saved "
+                          "before is intact: make it writable again and continue with --resume")
         return None if catches and signal.getsignal(signal.SIGINT) is before else grid
     finally:
         analysis_log.removeFilter(_drop_fetch_warnings)
+        for log in storage_logs:
+            log.removeFilter(watch)
         if catches:
             signal.signal(signal.SIGINT, before)
 
@@ -522,11 +572,11 @@ def _select(frame: Any, space: SearchSpace, base: TrainConfig, trainable_of: Cal
             tuner = tune.Tuner(
                 trainable, param_space={"of": tune.grid_search(list(roles)), "seed": tune.grid_search(seeds)},
                 tune_config=tune.TuneConfig(metric=METRIC, mode=MODE, reuse_actors=True),
-                run_config=tune.RunConfig(name="selection", storage_path=str(out), verbose=0,
+                run_config=tune.RunConfig(name="selection", storage_path=str(out), verbose=0, stop=_storage_stopper(),
                                           callbacks=[_progress_callback(key, base.epochs),
                                                      tune_callback(tracker.parent_id, base.epochs, role="selection")],
                                           failure_config=tune.FailureConfig(max_failures=1)))
-        grid = _fit(tuner)
+        grid = _fit(tuner, out / "selection")
         if grid is None or grid.num_terminated + grid.num_errors < runs:
             raise KeyboardInterrupt
     finally:
