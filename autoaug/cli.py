@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=None, help="search space name or FILE.yaml (default: the dataset's own, "
                                                  "else 'default')")
     p.add_argument("--model", default=None, help="smallcnn, lenet5, convnet or timm:NAME (default: from --budget)")
-    p.add_argument("--budget", default=None, help="tiny, small, medium or large (default: small)")
+    p.add_argument("--budget", default=None, help="tiny, demo, small, medium or large (default: small)")
     p.add_argument("--trials", type=_positive_int, default=None, help="number of trials (default: from --budget)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per full trial (default: from --budget)")
     p.add_argument("--train-size", type=_positive_int, default=None,
@@ -318,8 +318,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         result.best_policy.save(args.save_policy)
     print(f"saved to {args.save_policy or result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
     size = f" --train-size {settings['train_size']}" if settings["train_size"] else ""
+    recipe = "".join(f" --{k.replace('_', '-')} {settings[k]:g}" if k != "optimizer" else f" --optimizer {settings[k]}"
+                     for k in ("optimizer", "lr", "weight_decay") if k in settings)
     print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path} --model {settings['model']} "
-          f"--epochs {settings['epochs']} --batch-size {settings['batch_size']}{size}")
+          f"--epochs {settings['epochs']} --batch-size {settings['batch_size']}{recipe}{size}")
     ui = f"autoaug ui {result.output_dir}"
     print(f"review it: {ui}  (MLflow run {result.mlflow_run_id})")
     from autoaug.tune import record_report

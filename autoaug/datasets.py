@@ -32,6 +32,8 @@ FASHION_CLASSES = (
 )
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 EMBEDDED_FILE = Path(__file__).parent / "data" / "fashion_mnist_small.npz"
+CIFAR_SMALL_FILE = Path(__file__).parent / "data" / "cifar10_small.npz"  # scripts/make_cifar10_small.py
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 HUB_HOST = ("huggingface.co", 443)
 
 
@@ -93,15 +95,13 @@ class SourceSpec:
     available_offline: Callable[[], bool] = lambda: False
 
 
-def _load_embedded() -> RawData:
-    with np.load(EMBEDDED_FILE) as z:
-        return RawData(
-            train_x=torch.from_numpy(z["train_x"]).unsqueeze(1),
-            train_y=torch.from_numpy(z["train_y"]).long(),
-            test_x=torch.from_numpy(z["test_x"]).unsqueeze(1),
-            test_y=torch.from_numpy(z["test_y"]).long(),
-            classes=FASHION_CLASSES,
-        )
+def _load_npz(path: Path, classes: tuple[str, ...]) -> RawData:
+    """An embedded subset: ``uint8`` images ``[N, H, W]`` (gray) or ``[N, C, H, W]`` and labels."""
+    with np.load(path) as z:
+        images = {k: torch.from_numpy(z[k]) for k in ("train_x", "test_x")}
+        images = {k: x.unsqueeze(1) if x.ndim == 3 else x for k, x in images.items()}
+        return RawData(train_x=images["train_x"], train_y=torch.from_numpy(z["train_y"]).long(),
+                       test_x=images["test_x"], test_y=torch.from_numpy(z["test_y"]).long(), classes=classes)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -132,7 +132,9 @@ SOURCES: dict[str, SourceSpec] = {
     s.name: s
     for s in (
         SourceSpec("fashion_mnist_small", "embedded class-balanced subset of Fashion-MNIST (10k/2k, 28x28 gray)",
-                   local=_load_embedded, available_offline=EMBEDDED_FILE.exists),
+                   local=lambda: _load_npz(EMBEDDED_FILE, FASHION_CLASSES), available_offline=EMBEDDED_FILE.exists),
+        SourceSpec("cifar10_small", "embedded class-balanced subset of CIFAR-10's training split (2k/1k, 32x32 RGB)",
+                   local=lambda: _load_npz(CIFAR_SMALL_FILE, CIFAR_CLASSES), available_offline=CIFAR_SMALL_FILE.exists),
         SourceSpec("fashion_mnist", "Fashion-MNIST 60k/10k, 28x28 gray (Debian dataset-fashion-mnist or hub)",
                    hub=HubSource("zalando-datasets/fashion_mnist", "image", "label"),
                    local=_load_debian_fashion,

@@ -153,7 +153,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
         compared = compared_policies(standards(data.image_shape))
     base = TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"],
                        precision=precision or s.get("precision", "auto"), compile=s.get("compile", False),
-                       **found.train_overrides())
+                       **{k: s[k] for k in ("optimizer", "lr", "weight_decay") if k in s} | found.train_overrides())
     settings = FinalSettings(base, robust_size=min(robust_size, len(data.test_y)))
     policies = [replace(found.best, name=SEARCHED), *compared]
     twin = twin_of(found.best, compared)

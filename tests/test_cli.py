@@ -42,7 +42,7 @@ def test_ops_and_datasets_listings() -> None:
         (["train", "imagefolder:/nonexistent/pets"], "image folder '/nonexistent/pets' does not exist"),
         (["train", "--train-size", "999999"], "train size 999999 is out of range"),
         (["search", "--space", "fancy"], "unknown search space 'fancy'"),
-        (["search", "--budget", "huge"], "unknown budget 'huge'; choose from: tiny, small, medium, large"),
+        (["search", "--budget", "huge"], "unknown budget 'huge'; choose from: tiny, demo, small, medium, large"),
         (["search", "--resume"], "no unfinished search of 'fashion_mnist_small' to resume"),
         (["report", "nope"], "search 'nope' is neither a search folder nor an MLflow run id"),
         (["report", "nope", "--seeds", "0"], "'0' must be at least 1"),

@@ -38,6 +38,14 @@ def make_imagefolder(root: Path, classes: tuple[str, ...] = ("cat", "dog"), n_tr
     return root
 
 
+def test_embedded_cifar10_subset() -> None:
+    d = load_dataset("cifar10_small", train_size=1000, seed=0)
+    assert d.image_shape == (3, 32, 32) and d.classes[0] == "airplane" and d.classes[-1] == "truck"
+    assert (len(d.train_y), len(d.val_y), len(d.test_y)) == (1000, 200, 1000)
+    assert torch.bincount(d.train_y).tolist() == [100] * 10 and torch.bincount(d.test_y).tolist() == [100] * 10
+    assert 0.3 < d.train_x.float().mean().item() / 255 < 0.7 and d.train_x.float().std().item() > 40  # photos
+
+
 def test_stratified_split_keeps_class_shares_and_is_seeded() -> None:
     y = torch.tensor([0] * 600 + [1] * 300 + [2] * 100)
     taken, rest = stratified_split(y, 100, torch.Generator().manual_seed(0))

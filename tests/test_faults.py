@@ -119,23 +119,29 @@ def test_a_killed_search_resumes_without_losing_or_repeating_work(tmp_path: Path
         assert third.returncode == 2 and "has finished and its report is in" in third.stderr, third.stderr
 
 
+def _trial_workers() -> dict[int, str]:
+    """Ray worker processes running a trial now (their title is ``ray::ImplicitFunc.train``)."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return {int(pid): title for pid, _, title in (line.strip().partition(" ") for line in out.splitlines())
+            if title.startswith("ray::ImplicitFunc.train")}
+
+
 @pytest.mark.slow
 def test_a_killed_trial_worker_is_retried_and_the_search_finishes(tmp_path: Path) -> None:
     """kill -9 the Ray worker process of a running trial: Tune runs the trial again (once) and the search ends
-    with every trial, each with one MLflow run."""
-    before = ray_processes()
-    cmd = _command(tmp_path, "--epochs", "6", "--scheduler", "fifo", "--select", "0")
+    with every trial complete, each with one MLflow run."""
+    before, ours = ray_processes(), set(_trial_workers())
+    cmd = _command(tmp_path, "--epochs", "6", "--train-size", "2000", "--scheduler", "fifo", "--select", "0")
     proc = subprocess.Popen(cmd, stdout=(tmp_path / "search.log").open("w"), stderr=subprocess.STDOUT, cwd=tmp_path)
-    deadline, victim = time.time() + 400, None
-    while victim is None:  # the first result of a trial (Tune records the worker's pid) that has epochs to go
+    deadline, seen = time.time() + 400, {}
+    while True:  # a worker seen training for a second: mid-trial
         assert proc.poll() is None and time.time() < deadline, (tmp_path / "search.log").read_text()
-        for result in (tmp_path / "runs" / "r").glob("run_trial_*/result.json"):
-            lines = result.read_text().splitlines()
-            if lines and (last := json.loads(lines[-1]))["epoch"] < 4:
-                victim = last["pid"]
-                break
-        time.sleep(0.2)
-    os.kill(victim, signal.SIGKILL)
+        now = set(_trial_workers()) - ours
+        seen = {pid: seen.get(pid, time.time()) for pid in now}
+        if victims := [pid for pid, since in seen.items() if time.time() - since > 1.0]:
+            break
+        time.sleep(0.1)
+    os.kill(victims[0], signal.SIGKILL)
     assert proc.wait(timeout=600) == 0, (tmp_path / "search.log").read_text()
     trials = _check_one_run_per_trial(tmp_path)
     assert (trials["epoch"] == 6).all()  # the killed trial too, on its second try
