@@ -49,6 +49,17 @@ class FinishedSearch:
     parent_run_id: str | None
     tracking_uri: str | None
 
+    def train_config(self, precision: str | None = None) -> Any:
+        """The ``TrainConfig`` of the final runs: the search's model, schedule and recipe (its budget's optimizer,
+        learning rate and weight decay; searched values where the space searched them)."""
+        from autoaug.train import TrainConfig
+
+        s = self.settings
+        recipe = {k: s[k] for k in ("optimizer", "lr", "weight_decay") if k in s}  # older searches: the defaults
+        return TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"],
+                           precision=precision or s.get("precision", "auto"), compile=s.get("compile", False),
+                           **recipe | self.train_overrides())
+
     def train_overrides(self) -> dict[str, float]:
         """Training hyper-parameters the best trial used, where the space searched them (``train.*``)."""
         epochs = self.settings["epochs"]
@@ -146,14 +157,11 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     from autoaug.cluster import concurrent, start_ray, trial_resources
     from autoaug.datasets import folder_name, load_dataset
     from autoaug.final import FinalSettings, run_finals
-    from autoaug.train import TrainConfig
 
     data = load_dataset(s["dataset"], train_size=s["train_size"], seed=s["seed"])
     if compared is None:
         compared = compared_policies(standards(data.image_shape))
-    base = TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"],
-                       precision=precision or s.get("precision", "auto"), compile=s.get("compile", False),
-                       **{k: s[k] for k in ("optimizer", "lr", "weight_decay") if k in s} | found.train_overrides())
+    base = found.train_config(precision)
     settings = FinalSettings(base, robust_size=min(robust_size, len(data.test_y)))
     policies = [replace(found.best, name=SEARCHED), *compared]
     twin = twin_of(found.best, compared)

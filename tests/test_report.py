@@ -85,6 +85,21 @@ def test_a_report_on_other_seeds_reuses_the_runs_of_the_seeds_it_shares(report, 
         (r["policy"], r["test"]) for r in rep.records if r["seed"] == 1]
 
 
+def test_final_runs_train_with_the_searchs_recipe(search) -> None:
+    from dataclasses import replace
+
+    from autoaug.report import load_search
+    from autoaug.tune import BUDGETS
+
+    found = load_search(search[0].output_dir)
+    tiny = found.train_config()
+    assert (tiny.optimizer, tiny.lr, tiny.weight_decay, tiny.epochs) == ("adam", 1e-3, 0.0, 3)
+    demo = replace(found, settings={**found.settings, **BUDGETS["demo"].recipe()}).train_config("fp32")
+    assert (demo.optimizer, demo.lr, demo.weight_decay, demo.precision) == ("sgd", 0.05, 5e-4, "fp32")
+    older = {k: v for k, v in found.settings.items() if k not in ("optimizer", "lr", "weight_decay")}
+    assert replace(found, settings=older).train_config().optimizer == "adam"
+
+
 def test_comparison_is_paired_by_seed(report) -> None:
     rep, _ = report
     frame = pd.read_csv(rep.folder / "comparison.csv").set_index("policy")
