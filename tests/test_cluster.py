@@ -38,9 +38,10 @@ def cluster():
     temp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # short: Ray's socket paths are limited
     port = _free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    common = ["--block", "--num-cpus", "1", "--disable-usage-stats", "--include-dashboard", "false"]
+    common = ["--block", "--num-cpus", "1", "--disable-usage-stats"]
     nodes = [subprocess.Popen([RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-                               "--temp-dir", temp, *common], env=env, start_new_session=True,
+                               "--temp-dir", temp, "--include-dashboard", "false", *common], env=env,
+                              start_new_session=True,
                               preexec_fn=die_with_parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     address = f"127.0.0.1:{port}"
     try:
@@ -51,7 +52,8 @@ def cluster():
         nodes.append(subprocess.Popen([RAY, "start", "--address", address, "--node-ip-address", "127.0.0.1",
                                        *common], env=env, start_new_session=True, preexec_fn=die_with_parent,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        while "2 node" not in _status(address, env) and time.time() < deadline + 60:
+        while "2 node" not in _status(address, env):
+            assert time.time() < deadline + 60 and nodes[1].poll() is None, "the second node did not join"
             time.sleep(1)
         yield address
     finally:
@@ -72,9 +74,12 @@ def _status(address: str, env: dict) -> str:
 @pytest.mark.slow
 def test_search_and_report_run_on_both_nodes_of_a_real_cluster(cluster: str, mlflow_server: str,
                                                                tmp_path: Path) -> None:
+    # trials long enough (seconds) that the second node's worker is up before the first node's is free again:
+    # Tune reuses an idle trial actor rather than wait for a new one
     cmd = [sys.executable, "-m", "autoaug", "search", "fashion_mnist_small", "--address", cluster,
-           "--tracking-uri", mlflow_server, "--budget", "tiny", "--trials", "4", "--epochs", "2", "--train-size", "600",
-           "--scheduler", "fifo", "--cpus-per-trial", "1", "--report-seeds", "2", "--compare", "trivialaugment",
+           "--tracking-uri", mlflow_server, "--budget", "tiny", "--trials", "4", "--epochs", "3",
+           "--train-size", "2000", "--scheduler", "fifo", "--cpus-per-trial", "1", "--report-seeds", "2",
+           "--compare", "trivialaugment",
            "--storage", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports")]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"})
