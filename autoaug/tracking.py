@@ -180,15 +180,18 @@ class SearchTracker(_Runs):
             search_dir.mkdir(parents=True, exist_ok=True)
             write_text(record, json.dumps({"parent_run_id": self.parent_id, "tracking_uri": tracking_uri}))
             self.log_params(self.parent_id, params)
-        self.children: dict[str, str] = self._existing_children()
+        self.children: dict[str, str] = {}
+        self.roles: dict[str, str] = {}
+        self._load_children()
         ACTIVE[self.parent_id] = self
 
-    def _existing_children(self) -> dict[str, str]:
+    def _load_children(self) -> None:
+        """The child runs a resumed search already has: ``children`` (trial id -> run id) and their ``roles``."""
         runs = self.client.search_runs([self.experiment_id],
                                        filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'")
-        runs = [r for r in runs if "autoaug.trial_id" in r.data.tags]
-        self.roles = {r.data.tags["autoaug.trial_id"]: r.data.tags.get("autoaug.role", "trial") for r in runs}
-        return {r.data.tags["autoaug.trial_id"]: r.info.run_id for r in runs}
+        tags = [r.data.tags | {"run_id": r.info.run_id} for r in runs if "autoaug.trial_id" in r.data.tags]
+        self.children = {t["autoaug.trial_id"]: t["run_id"] for t in tags}
+        self.roles = {t["autoaug.trial_id"]: t.get("autoaug.role", "trial") for t in tags}
 
     @_tolerant
     def child(self, trial_id: str, params: dict[str, Any], role: str = "trial") -> str:
@@ -199,6 +202,13 @@ class SearchTracker(_Runs):
             self.children[trial_id], self.roles[trial_id] = run.info.run_id, role
             self.log_params(run.info.run_id, params)
         return self.children[trial_id]
+
+    @_tolerant
+    def histories(self, metric: str) -> dict[str, dict[int, float]]:
+        """``metric`` of every search trial as logged, by step (epoch): what a resumed search's ASHA rungs
+        are refilled from."""
+        return {trial_id: {int(m.step): m.value for m in self.client.get_metric_history(run_id, metric)}
+                for trial_id, run_id in self.children.items() if self.roles[trial_id] == "trial"}
 
     @_tolerant
     def drop_lost_children(self, trial_ids: set[str]) -> None:

@@ -152,6 +152,28 @@ def _searcher(space: SearchSpace, seed: int, base: TrainConfig, trials: int, ima
 PROGRESS: dict[str, SearchProgress] = {}  # the live progress of the searches running in this process
 
 
+RUNGS: dict[str, dict[str, dict[int, float]]] = {}  # resumed searches: trial id -> {epoch: val_acc}, as recorded
+
+
+def _asha(key: str, epochs: int, grace: int) -> Any:
+    """ASHA (rungs from ``grace`` epochs on, reduction factor 3) whose rung records a resumed search refills
+    from the trials' recorded results (:data:`RUNGS` ``[key]``): Tune restores the trials but not the
+    scheduler's records, so resumed trials would face empty rungs and never be stopped."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    class ResumableASHA(ASHAScheduler):
+        def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+            super().on_trial_add(tune_controller, trial)
+            from autoaug.tune import RUNGS  # the live registry: a restored (pickled) copy has its own globals
+
+            history = RUNGS.get(key, {}).get(trial.trial_id, {})
+            for milestone, recorded in self._trial_info[trial.trial_id]._rungs:
+                if milestone in history and trial.trial_id not in recorded:
+                    recorded[trial.trial_id] = self._metric_op * history[milestone]
+
+    return ResumableASHA(time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=3)
+
+
 def _progress_callback(key: str, epochs: int) -> Any:
     """Feeds :data:`PROGRESS` ``[key]`` from Tune: every result, every ended trial, and a heartbeat from the
     controller's loop. Holds only ``key``, so that the pickled copy a resumed search restores still works."""
@@ -290,7 +312,6 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
 
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     from autoaug.cluster import pack, start_ray, trial_resources
     from autoaug.trial import run_trial
@@ -332,6 +353,10 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         trainable = trainable_of(pbt.run_pbt_trial if scheduler == "pbt" else run_trial)
         callbacks = [_progress_callback(out.name, epochs), tune_callback(tracker.parent_id, epochs)]
         if resume and tune.Tuner.can_restore(str(out)):
+            if scheduler == "asha" and (history := tracker.histories(METRIC)):
+                RUNGS[out.name] = history
+                echo(f"ASHA's rung at epoch {grace} refilled with the recorded results of "
+                     f"{sum(grace in h for h in history.values())} trials")
             tuner = tune.Tuner.restore(str(out), trainable=trainable, resume_errored=False, restart_errored=False)
         else:
             param_space, search_alg, trial_scheduler = {}, None, None
@@ -340,7 +365,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             else:
                 search_alg = _searcher(search_space, seed, base, trials, data.image_shape)
             if scheduler == "asha":
-                trial_scheduler = ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=3)
+                trial_scheduler = _asha(out.name, epochs, grace)
             # a trial whose worker dies (killed, out of memory, its node lost) runs once more from its start; one
             # that fails again (as a diverging one does) is recorded failed and the search goes on
             tuner = tune.Tuner(
@@ -386,6 +411,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     finally:
         progress.status.close()
         PROGRESS.pop(out.name, None)
+        RUNGS.pop(out.name, None)
         if started:
             ray.shutdown()
         tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json", out / STUDY_FILE,

@@ -104,6 +104,8 @@ def test_a_killed_search_resumes_without_losing_or_repeating_work(tmp_path: Path
     assert second.returncode == 0, second.stdout + second.stderr
     _check_one_run_per_trial(tmp_path)
     assert ray_processes() <= before
+    if sig == "SIGINT":  # Tune saved its state: the trials come back, and ASHA's rung gets their results again
+        assert re.search(r"ASHA's rung at epoch 2 refilled with the recorded results of [1-9]", second.stdout)
     if report:
         assert "has finished all its trials" in second.stdout
         done = len(re.findall(r"\] final \d+/\d+: ", text))

@@ -165,3 +165,29 @@ def test_tunes_warning_about_trials_without_result_files_is_not_shown(caplog: py
     finally:
         log.removeFilter(_drop_fetch_warnings)
     assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+def test_a_resumed_searchs_asha_judges_against_the_recorded_rung() -> None:
+    """Tune restores trials, not the scheduler's records: the rung is refilled from the recorded results, so a
+    resumed trial below the rung's top third stops (with empty rungs it would go on)."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from autoaug.tune import RUNGS, _asha
+
+    recorded = {"a": {1: 0.5, 4: 0.90}, "b": {4: 0.80}, "c": {2: 0.6, 4: 0.70}}
+
+    def judge(history: dict[str, dict[int, float]]) -> str:
+        RUNGS["s"] = history
+        try:
+            asha = _asha("s", epochs=5, grace=4)
+            asha.set_search_properties("val_acc", "max")
+            for trial_id in [*recorded, "d"]:
+                asha.on_trial_add(None, SimpleNamespace(trial_id=trial_id))
+            return asha.on_trial_result(None, SimpleNamespace(trial_id="d"), {"epoch": 4, "val_acc": 0.75})
+        finally:
+            RUNGS.pop("s")
+
+    assert judge(recorded) == TrialScheduler.STOP  # 0.75 is below the top third of 0.9, 0.8, 0.7
+    assert judge({}) == TrialScheduler.CONTINUE
