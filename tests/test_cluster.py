@@ -74,11 +74,11 @@ def _status(address: str, env: dict) -> str:
 @pytest.mark.slow
 def test_search_and_report_run_on_both_nodes_of_a_real_cluster(cluster: str, mlflow_server: str,
                                                                tmp_path: Path) -> None:
-    # trials long enough (seconds) that the second node's worker is up before the first node's is free again:
-    # Tune reuses an idle trial actor rather than wait for a new one
+    # trials long enough (10 s and more) that the second node's worker is up before the first node's is free
+    # again: Tune reuses an idle trial actor rather than wait for a new one
     cmd = [sys.executable, "-m", "autoaug", "search", "fashion_mnist_small", "--address", cluster,
-           "--tracking-uri", mlflow_server, "--budget", "tiny", "--trials", "4", "--epochs", "3",
-           "--train-size", "2000", "--scheduler", "fifo", "--cpus-per-trial", "1", "--report-seeds", "2",
+           "--tracking-uri", mlflow_server, "--budget", "tiny", "--trials", "4", "--epochs", "5",
+           "--train-size", "4000", "--scheduler", "fifo", "--cpus-per-trial", "1", "--report-seeds", "2",
            "--compare", "trivialaugment",
            "--storage", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports")]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1200,
