@@ -306,6 +306,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                          scheduler=args.scheduler, precision=args.precision, compile=args.compile,
                          select=args.select, echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
     from autoaug.report import describe
+    from autoaug.tune import RECIPE, record_report
 
     settings = json.loads((result.output_dir / "search.json").read_text())
     over = f" (mean over {len(settings['selection']['seeds'])} seeds)" if "selection" in settings else ""
@@ -318,14 +319,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         result.best_policy.save(args.save_policy)
     print(f"saved to {args.save_policy or result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
     size = f" --train-size {settings['train_size']}" if settings["train_size"] else ""
-    recipe = "".join(f" --{k.replace('_', '-')} {settings[k]:g}" if k != "optimizer" else f" --optimizer {settings[k]}"
-                     for k in ("optimizer", "lr", "weight_decay") if k in settings)
+    recipe = "".join(f" --{k.replace('_', '-')} {settings[k]}" for k in RECIPE if k in settings)
     print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path} --model {settings['model']} "
           f"--epochs {settings['epochs']} --batch-size {settings['batch_size']}{recipe}{size}")
     ui = f"autoaug ui {result.output_dir}"
     print(f"review it: {ui}  (MLflow run {result.mlflow_run_id})")
-    from autoaug.tune import record_report
-
     if not args.report:
         record_report(result.output_dir, None)
         return 0

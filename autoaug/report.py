@@ -53,9 +53,10 @@ class FinishedSearch:
         """The ``TrainConfig`` of the final runs: the search's model, schedule and recipe (its budget's optimizer,
         learning rate and weight decay; searched values where the space searched them)."""
         from autoaug.train import TrainConfig
+        from autoaug.tune import RECIPE
 
         s = self.settings
-        recipe = {k: s[k] for k in ("optimizer", "lr", "weight_decay") if k in s}  # older searches: the defaults
+        recipe = {k: s[k] for k in RECIPE if k in s}  # older searches recorded none: the defaults
         return TrainConfig(model=s["model"], epochs=s["epochs"], batch_size=s["batch_size"],
                            precision=precision or s.get("precision", "auto"), compile=s.get("compile", False),
                            **recipe | self.train_overrides())

@@ -42,6 +42,9 @@ METRIC, MODE = "val_acc", "max"
 SCHEDULERS = ("asha", "fifo", "pbt")
 
 
+RECIPE = ("optimizer", "lr", "weight_decay")  # the training recipe a budget sets and search.json records
+
+
 @dataclass(frozen=True)
 class Budget:
     """Search size. The CPU budgets search on a reduced training set (as AutoAugment searched on 4,000
@@ -61,7 +64,7 @@ class Budget:
     weight_decay: float = 0.0
 
     def recipe(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay}
+        return {key: getattr(self, key) for key in RECIPE}
 
 
 BUDGETS = {
@@ -215,9 +218,14 @@ def _latest_unfinished(root: Path, dataset: str) -> Path | None:
     candidates = []
     for path in root.glob("*/search.json"):
         saved = json.loads(path.read_text())
-        if saved["dataset"] == dataset and not ((path.parent / "best_policy.json").exists() and "report" in saved):
+        if saved["dataset"] == dataset and not (_trained(path.parent) and "report" in saved):
             candidates.append(path.parent)
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def _trained(folder: Path) -> bool:
+    """Whether the search in ``folder`` has finished its trials (and selection): its best policy is written."""
+    return (folder / "best_policy.json").exists()
 
 
 def record_report(folder: Path, report: Path | None) -> None:
@@ -227,11 +235,10 @@ def record_report(folder: Path, report: Path | None) -> None:
                                          "report": None if report is None else str(report)})
 
 
-def _finished(out: Path) -> SearchResult:
-    """The result of the finished search in ``out``, from its files."""
+def _finished(out: Path, saved: dict[str, Any]) -> SearchResult:
+    """The result of the finished search in ``out`` (``saved``: its search.json), from its files."""
     import pandas as pd
 
-    saved = json.loads((out / "search.json").read_text())
     frame = pd.read_csv(out / "trials.csv")
     if "preset" in frame:
         frame["preset"] = frame["preset"].fillna("")
@@ -269,12 +276,12 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
             raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
         saved = json.loads((out / "search.json").read_text())
         given = _resumed(given, saved, dataset)
-        if (out / "best_policy.json").exists() and "report" in saved:
-            report = f" and its report is in {saved['report']}" if saved["report"] else ""
-            raise AutoaugError(f"the search in {out} has finished{report}: nothing to resume")
-        if (out / "best_policy.json").exists():
+        if _trained(out):
+            if "report" in saved:
+                report = f" and its report is in {saved['report']}" if saved["report"] else ""
+                raise AutoaugError(f"the search in {out} has finished{report}: nothing to resume")
             echo(f"the search in {out} has finished all its trials; its result is read back")
-            return _finished(out)
+            return _finished(out, saved)
     budget, scheduler = given["budget"] or "small", given["scheduler"] or "asha"
     if budget not in BUDGETS:
         raise choice_error("budget", budget, BUDGETS)

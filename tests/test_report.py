@@ -57,13 +57,20 @@ def test_report_files_and_table(report, search) -> None:
     assert all(r["control_share"] > 0 and "feedback/level" in r["history"][0] for r in feedback)
 
 
-def test_the_same_report_again_reuses_the_journal_without_training(report, search) -> None:
+def _report_again(report, search, seeds: int):
+    """The fixture's report made again on ``seeds`` seeds: ``(report, output lines, runs per seed)``."""
     rep, _ = report
     result, _ = search
     lines: list[str] = []
-    again = make_report(result.output_dir, seeds=2, out=rep.folder.parent, robust_size=200, num_cpus=2,
+    again = make_report(result.output_dir, seeds=seeds, out=rep.folder.parent, robust_size=200, num_cpus=2,
                         cpus_per_trial=1, compare=COMPARE, echo=lines.append)
-    trained = 2 * (len(POLICIES) - bool(twin_of(result.best_policy, compared_policies(COMPARE))))
+    return again, lines, len(POLICIES) - bool(twin_of(result.best_policy, compared_policies(COMPARE)))
+
+
+def test_the_same_report_again_reuses_the_journal_without_training(report, search) -> None:
+    rep, _ = report
+    again, lines, per_seed = _report_again(report, search, seeds=2)
+    trained = 2 * per_seed
     assert any(line.startswith(f"reusing {trained} of {trained} finished runs") for line in lines)
     assert not any("final" in line for line in lines[:-1]) and again.folder != rep.folder
     assert [r["acc_mean"] for r in again.rows] == [r["acc_mean"] for r in rep.rows]
@@ -73,11 +80,7 @@ def test_the_same_report_again_reuses_the_journal_without_training(report, searc
 
 def test_a_report_on_other_seeds_reuses_the_runs_of_the_seeds_it_shares(report, search) -> None:
     rep, _ = report
-    result, _ = search
-    lines: list[str] = []
-    fewer = make_report(result.output_dir, seeds=1, out=rep.folder.parent, robust_size=200, num_cpus=2,
-                        cpus_per_trial=1, compare=COMPARE, echo=lines.append)
-    trained = len(POLICIES) - bool(twin_of(result.best_policy, compared_policies(COMPARE)))
+    fewer, lines, trained = _report_again(report, search, seeds=1)
     assert any(line.startswith(f"reusing {trained} of {trained} finished runs") for line in lines)
     assert not any("final" in line for line in lines[:-1])
     assert {r["seed"] for r in fewer.records} == {1}
