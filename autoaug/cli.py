@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-DEFAULT_DATASET = "fashion_mnist_small"  # kept in sync with autoaug.datasets.DEFAULT_DATASET (tested)
+from autoaug.data.names import DEFAULT_DATASET
 
 
 class _Parser(argparse.ArgumentParser):
@@ -213,14 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from autoaug import __version__
+    from importlib.metadata import version
 
-    return __version__
+    return version("autoaug")
 
 
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_ops(args: argparse.Namespace) -> int:
-    from autoaug.ops import OPS
+    from autoaug.augment.ops import OPS
 
     print(f"{'op':<16}{'magnitude 0..1 maps to':<34}extra randomness")
     for spec in OPS.values():
@@ -230,7 +230,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from autoaug.datasets import describe_sources
+    from autoaug.data.datasets import describe_sources
 
     print(f"{'dataset':<22}{'offline':<9}description")
     for name, description, offline in describe_sources():
@@ -247,10 +247,10 @@ def _fmt_epoch(m: dict[str, Any], epochs: int) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from autoaug.datasets import load_dataset
-    from autoaug.policy import resolve_policy
+    from autoaug.augment.presets import resolve_policy
+    from autoaug.data.datasets import load_dataset
     from autoaug.stats import mean_std
-    from autoaug.train import TrainConfig, evaluate, train
+    from autoaug.train.trainer import TrainConfig, evaluate, train
 
     policy = resolve_policy(args.policy)
     configs = [
@@ -291,12 +291,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     print(f"autoaug search {args.dataset}: loading the data and starting Ray", flush=True)  # before the slow imports
     from autoaug.errors import AutoaugError
-    from autoaug.tune import tune_policy
+    from autoaug.search.driver import tune_policy
 
     if args.save_policy is not None and not args.save_policy.resolve().parent.is_dir():
         raise AutoaugError(f"folder of --save-policy {str(args.save_policy)!r} does not exist")
     if args.report:
-        from autoaug.report import compared_policies
+        from autoaug.report.reporter import compared_policies
 
         compared_policies(args.compare or [])  # a bad --compare fails now, not after the search
     result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
@@ -305,8 +305,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                          storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,
                          scheduler=args.scheduler, precision=args.precision, compile=args.compile,
                          select=args.select, echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
-    from autoaug.report import describe
-    from autoaug.tune import RECIPE, record_report
+    from autoaug.report.reporter import describe
+    from autoaug.search.driver import RECIPE, record_report
 
     settings = json.loads((result.output_dir / "search.json").read_text())
     over = f" (mean over {len(settings['selection']['seeds'])} seeds)" if "selection" in settings else ""
@@ -327,7 +327,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.report:
         record_report(result.output_dir, None)
         return 0
-    from autoaug.report import make_report
+    from autoaug.report.reporter import make_report
 
     report = make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=args.compare,
                          tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
@@ -349,7 +349,7 @@ def _compare_argument(p: argparse.ArgumentParser) -> None:
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
     """The report's accuracy columns, aligned."""
-    from autoaug.summary import main_table
+    from autoaug.report.summary import main_table
 
     header, body = main_table(rows)
     table = [header[:5], *(row[:5] for row in body)]
@@ -359,7 +359,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from autoaug.report import make_report
+    from autoaug.report.reporter import make_report
 
     _print_table(make_report(args.search, seeds=args.seeds, out=args.out, compare=args.compare,
                              tracking_uri=args.tracking_uri,
@@ -370,10 +370,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from autoaug.datasets import folder_name, load_dataset
+    from autoaug.data.datasets import folder_name, load_dataset
+    from autoaug.data.names import GENERATORS
+    from autoaug.data.synthetic import cache_path, generator_for, sample_grid
     from autoaug.errors import AutoaugError, choice_error
-    from autoaug.synthetic import GENERATORS, cache_path, generator_for, sample_grid
-    from autoaug.train import resolve_device
+    from autoaug.train.trainer import resolve_device
 
     if args.model not in GENERATORS:
         raise choice_error("generator", args.model, GENERATORS)
@@ -398,7 +399,7 @@ def _ratios(text: str) -> list[float]:
 
 
 def cmd_ablate_synthetic(args: argparse.Namespace) -> int:
-    from autoaug.ablation import ablate_synthetic
+    from autoaug.report.ablation import ablate_synthetic
 
     ablate_synthetic(args.dataset, ratios=args.ratios, generator=args.generator, policy=args.policy,
                      seeds=args.seeds, model=args.model, epochs=args.epochs, train_size=args.train_size,
@@ -411,7 +412,7 @@ def cmd_ablate_synthetic(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
-    from autoaug.tracking import store_of
+    from autoaug.search.tracking import store_of
 
     uri, why = (args.tracking_uri, "as given") if args.tracking_uri else store_of(args.search, args.storage)
     print(f"MLflow UI for {uri} ({why}) at http://127.0.0.1:{args.port}  (Ctrl-C stops it)", flush=True)
@@ -428,12 +429,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from autoaug.augment.presets import resolve_policy
     from autoaug.errors import choice_error
-    from autoaug.policy import resolve_policy
 
     if args.to != "torchvision":
         raise choice_error("export target", args.to, ["torchvision"])
-    from autoaug.export import python_source
+    from autoaug.augment.export import python_source
 
     print(python_source(resolve_policy(args.policy)), end="")
     return 0

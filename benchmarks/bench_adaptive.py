@@ -23,10 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
-from autoaug.datasets import DEFAULT_DATASET, load_dataset
-from autoaug.policy import PRESETS, Policy
-from autoaug.schedule import Schedule
-from autoaug.train import TrainConfig, train
+from autoaug.augment.policy import Policy
+from autoaug.augment.presets import PRESETS
+from autoaug.augment.schedule import Schedule
+from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.train.trainer import TrainConfig, train
 
 
 def policies() -> dict[str, Policy]:

@@ -24,10 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
-from autoaug.augment import Augmenter
-from autoaug.models import build_model
-from autoaug.ops import OPS
-from autoaug.policy import PRESETS, OpConfig, Policy
+from autoaug.augment.augmenter import Augmenter
+from autoaug.augment.ops import OPS
+from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.presets import PRESETS
+from autoaug.train.models import build_model
 
 BATCH = 256
 SHAPES = {"28x28x1": (BATCH, 1, 28, 28), "32x32x3": (BATCH, 3, 32, 32)}

@@ -30,10 +30,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
-from autoaug.datasets import load_dataset
-from autoaug.search_space import load_space, space_for_dataset
-from autoaug.train import TrainConfig, train
-from autoaug.tune import BUDGETS, tune_policy
+from autoaug.data.datasets import load_dataset
+from autoaug.search.driver import BUDGETS, tune_policy
+from autoaug.search.space import load_space, space_for_dataset
+from autoaug.train.trainer import TrainConfig, train
 
 
 def _children() -> dict[int, list[int]]:

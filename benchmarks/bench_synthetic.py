@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
-from autoaug.datasets import DEFAULT_DATASET, load_dataset
-from autoaug.policy import Policy, Synthetic
-from autoaug.synthetic import GENERATORS, Generator, GeneratorSpec
-from autoaug.train import TrainConfig, Trainer
+from autoaug.augment.policy import Policy, Synthetic
+from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.data.synthetic import GENERATORS, Generator, GeneratorSpec
+from autoaug.train.trainer import TrainConfig, Trainer
 
 RATIOS = (0.0, 0.2, 0.5)
 

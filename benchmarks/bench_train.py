@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 from bench_augment import median_ms
 
-from autoaug.datasets import DatasetSplits
-from autoaug.train import TrainConfig, Trainer, evaluate
+from autoaug.data.datasets import DatasetSplits
+from autoaug.train.trainer import TrainConfig, Trainer, evaluate
 
 MODELS = ("smallcnn", "convnet", "timm:resnet18")
 SHAPES = {"28x28x1": (1, 28, 28), "32x32x3": (3, 32, 32)}

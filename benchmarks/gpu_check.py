@@ -52,7 +52,7 @@ def cuda_ms(fn: Callable[[], object], reps: int, warmup: int = 3) -> float:
 
 
 def sync_free() -> list[str]:
-    from autoaug.augment import Augmenter
+    from autoaug.augment.augmenter import Augmenter
 
     x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, device="cuda")
     lines = ["| preset | batches under sync debug mode 'error' |", "|---|---|"]
@@ -74,7 +74,7 @@ def sync_free() -> list[str]:
 def throughput() -> list[str]:
     from bench_augment import kornia_preset, torchvision_preset
 
-    from autoaug.augment import Augmenter
+    from autoaug.augment.augmenter import Augmenter
 
     lines = ["| preset | size | autoaug img/s | kornia img/s | torchvision v2 per image img/s | autoaug / kornia "
              "| autoaug / torchvision |", "|---|---|---|---|---|---|---|"]
@@ -109,7 +109,7 @@ def precision() -> list[str]:
 
 
 def searches(root: Path, state: dict) -> list[str]:
-    from autoaug.tune import tune_policy
+    from autoaug.search.driver import tune_policy
 
     lines = ["| trials per GPU | trials | wall s | trials per hour | peak memory MB per trial (max) | cap MB |",
              "|---|---|---|---|---|---|"]
@@ -130,7 +130,7 @@ def searches(root: Path, state: dict) -> list[str]:
 
 
 def pbt(root: Path, state: dict) -> list[str]:
-    from autoaug.tune import tune_policy
+    from autoaug.search.driver import tune_policy
 
     t0 = time.perf_counter()
     result = tune_policy("fashion_mnist_small", budget="tiny", trials=4, epochs=4, train_size=2000, scheduler="pbt",
@@ -142,7 +142,7 @@ def pbt(root: Path, state: dict) -> list[str]:
 
 
 def report(root: Path, state: dict) -> list[str]:
-    from autoaug.report import make_report
+    from autoaug.report.reporter import make_report
 
     t0 = time.perf_counter()
     rep = make_report(state["search"], seeds=2, out=root / "reports", gpus_per_trial=0.25, cpus_per_trial=1,

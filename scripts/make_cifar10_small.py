@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 import torch
 
-from autoaug.datasets import CIFAR_SMALL_FILE, load_raw, stratified_split
+from autoaug.data.datasets import CIFAR_SMALL_FILE, load_raw, stratified_split
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from autoaug.policy import PRESETS
+from autoaug.augment.presets import PRESETS
 from autoaug.stats import mean_std
 
 

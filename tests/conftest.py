@@ -100,7 +100,7 @@ def ray_processes() -> set[int]:
 @pytest.fixture(scope="session")
 def search(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
     """A finished tiny search on real Ray, tracked in the real MLflow server: ``(SearchResult, Ray PIDs before)``."""
-    from autoaug.tune import tune_policy
+    from autoaug.search.driver import tune_policy
 
     before = ray_processes()
     result = tune_policy("fashion_mnist_small", budget="tiny", trials=5, epochs=3, train_size=600,

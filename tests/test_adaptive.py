@@ -5,11 +5,12 @@ import math
 import pytest
 import torch
 
-from autoaug.adaptive import AugNet, AugNetController, FeedbackController, controller_for
-from autoaug.datasets import DEFAULT_DATASET, load_dataset
-from autoaug.policy import PRESETS, Policy
-from autoaug.schedule import Schedule
-from autoaug.train import TrainConfig, Trainer, train
+from autoaug.augment.adaptive import AugNet, AugNetController, FeedbackController, controller_for
+from autoaug.augment.policy import Policy
+from autoaug.augment.presets import PRESETS
+from autoaug.augment.schedule import Schedule
+from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.train.trainer import TrainConfig, Trainer, train
 
 
 def _feedback(**params: float) -> FeedbackController:

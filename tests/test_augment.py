@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoaug.augment import Augmenter, apply, sample
+from autoaug.augment.augmenter import Augmenter, apply, sample
+from autoaug.augment.ops import OPS
+from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.presets import PRESETS, resolve_policy
+from autoaug.augment.schedule import Schedule
 from autoaug.errors import AutoaugError
-from autoaug.ops import OPS
-from autoaug.policy import PRESETS, OpConfig, Policy, resolve_policy
-from autoaug.schedule import Schedule
 
 
 def _batch(seed: int = 0, shape: tuple[int, ...] = (64, 3, 16, 16)) -> torch.Tensor:

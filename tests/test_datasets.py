@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from autoaug.datasets import (
+from autoaug.data.datasets import (
     DEBIAN_FASHION_DIR,
     DEFAULT_DATASET,
     cache_dir,
@@ -157,7 +157,7 @@ def test_unknown_dataset_and_bad_sizes() -> None:
 
 
 def test_hub_dataset_offline_fails_fast_naming_alternatives() -> None:
-    code = "from autoaug.datasets import load_raw\nload_raw('cifar10')"
+    code = "from autoaug.data.datasets import load_raw\nload_raw('cifar10')"
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "0"})
@@ -181,6 +181,6 @@ def test_real_fashion_mnist_from_debian() -> None:
     ("imagefolder:~/my data:v2", "imagefolder-my_data_v2"), ("parquet:/", "parquet-root"),
 ])
 def test_folder_names_of_dataset_specs_are_safe(spec: str, name: str) -> None:
-    from autoaug.datasets import folder_name
+    from autoaug.data.datasets import folder_name
 
     assert folder_name(spec) == name and "/" not in name and ":" not in name

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoaug.augment import Augmenter, apply
-from autoaug.cluster import trial_resources
-from autoaug.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.augment.augmenter import Augmenter, apply
+from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
 from autoaug.errors import AutoaugError
-from autoaug.train import TrainConfig, Trainer
+from autoaug.search.cluster import trial_resources
+from autoaug.train.trainer import TrainConfig, Trainer
 
 
 @pytest.mark.parametrize(

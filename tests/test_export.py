@@ -12,9 +12,11 @@ import pytest
 import torch
 from scipy.stats import ks_2samp
 
-from autoaug.augment import Augmenter
-from autoaug.ops import OPS
-from autoaug.policy import PRESETS, OpConfig, Policy
+from autoaug.augment.augmenter import Augmenter
+from autoaug.augment.export import to_torchvision
+from autoaug.augment.ops import OPS
+from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.presets import PRESETS
 
 N = 300
 
@@ -33,8 +35,8 @@ def _stat(batch: torch.Tensor) -> np.ndarray:
 def test_each_op_gives_what_the_batched_kernel_gives(name: str, photo: torch.Tensor) -> None:
     """At the same signed value and the same per-image uniforms, torchvision's functional op and autoaug's kernel
     agree (up to resampling at the border for geometric ops, and 8-bit rounding)."""
-    from autoaug.export import APPLY
-    from autoaug.ops import gaussian_blur
+    from autoaug.augment.export import APPLY
+    from autoaug.augment.ops import gaussian_blur
 
     spec = OPS[name]
     x = gaussian_blur(photo, torch.full((3,), 0.7), torch.empty(3, 0))  # smooth: resampling differs little
@@ -52,7 +54,7 @@ def _draws(policy: Policy, img: torch.Tensor) -> tuple[dict, dict]:
     """Per op: the applied images' signed normalized magnitudes, batched and one image at a time."""
     params = Augmenter(policy, seed=0).sample((N, *img.shape))
     batched = {name: p.magnitude.numpy() for name, p in params.ops}
-    t = policy.to_torchvision(seed=0)
+    t = to_torchvision(policy, seed=0)
     single: dict[str, list[float]] = {name: [] for name in policy.ops}
     counts = []
     for _ in range(N):
@@ -87,7 +89,7 @@ def test_presets_have_the_same_output_distribution(preset: str, photo: torch.Ten
     """Augmented images, batched and one at a time: per-image statistics agree in distribution."""
     img = _photo_uint8(photo)
     batched = Augmenter(PRESETS[preset], seed=0)(img.expand(N, -1, -1, -1).contiguous())
-    t = PRESETS[preset].to_torchvision(seed=0)
+    t = to_torchvision(PRESETS[preset], seed=0)
     single = torch.stack([t(img) for _ in range(N)])
     assert single.dtype == torch.uint8 and single.shape == batched.shape
     for a, b in zip(_stat(batched).T, _stat(single).T, strict=True):
@@ -102,11 +104,11 @@ def test_the_transform_takes_pil_and_float_images_and_replays_with_a_seed(photo:
 
     img = _photo_uint8(photo)
     pil = Image.fromarray(img.permute(1, 2, 0).numpy())
-    t = PRESETS["trivialaugment"].to_torchvision(seed=3)
+    t = to_torchvision(PRESETS["trivialaugment"], seed=3)
     out = t(pil)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.uint8 and out.shape == (3, 32, 32)
     assert t(photo[0]).dtype == torch.float32
-    a = [PRESETS["randaugment"].to_torchvision(seed=5)(img) for _ in range(2)]
+    a = [to_torchvision(PRESETS["randaugment"], seed=5)(img) for _ in range(2)]
     assert torch.equal(a[0], a[1])
 
 

@@ -8,7 +8,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from autoaug.ops import OPS, OpSpec, shift_pixels
+from autoaug.augment.ops import OPS, OpSpec, shift_pixels
 
 MAGNITUDE_OPS = [n for n, s in OPS.items() if s.has_magnitude]
 

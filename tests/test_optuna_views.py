@@ -6,7 +6,7 @@ from pathlib import Path
 
 import optuna
 
-from autoaug.plots import optuna_views
+from autoaug.report.plots import optuna_views
 
 
 def test_optuna_views_of_a_stored_study(tmp_path: Path) -> None:

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from autoaug.datasets import DEFAULT_DATASET, load_dataset
-from autoaug.pbt import STATE_FILE, replay_policy
-from autoaug.policy import OpConfig, Policy
-from autoaug.train import TrainConfig, Trainer
+from autoaug.augment.policy import OpConfig, Policy
+from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.search.pbt import STATE_FILE, replay_policy
+from autoaug.train.trainer import TrainConfig, Trainer
 
 
 def test_replayed_stages_reproduce_a_run_that_changed_policy_midway() -> None:
@@ -41,7 +41,7 @@ def test_replayed_stages_reproduce_a_run_that_changed_policy_midway() -> None:
 
 @pytest.mark.usefixtures("mlflow_server")
 def test_tiny_pbt_search_exports_the_best_lineage(tmp_path: Path, mlflow_server: str) -> None:
-    from autoaug.tune import tune_policy
+    from autoaug.search.driver import tune_policy
 
     result = tune_policy(DEFAULT_DATASET, budget="tiny", trials=3, epochs=4, train_size=400, scheduler="pbt",
                          storage=tmp_path, name="pbt", num_cpus=2, cpus_per_trial=1, tracking_uri=mlflow_server,

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoaug.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
 from autoaug.errors import AutoaugError
-from autoaug.precision import Compute, cpu_has_fast_bf16, resolve_precision
-from autoaug.train import TrainConfig, Trainer, evaluate, train
-from autoaug.tune import _val_every
+from autoaug.search.driver import _val_every
+from autoaug.train.precision import Compute, cpu_has_fast_bf16, resolve_precision
+from autoaug.train.trainer import TrainConfig, Trainer, evaluate, train
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from autoaug.cluster import concurrent
 from autoaug.progress import RunsProgress, SearchProgress, Status, duration
+from autoaug.search.cluster import concurrent
 
 
 def test_plain_status_lines_are_rate_limited_and_events_always_pass() -> None:

@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import ray_processes
 
-from autoaug.document import to_html, to_markdown
+from autoaug.augment.presets import PRESETS
 from autoaug.errors import AutoaugError
-from autoaug.metrics import classification_metrics, confusion_matrix
-from autoaug.policy import PRESETS
-from autoaug.report import SEARCHED, compared_policies, make_report, twin_of
-from autoaug.summary import by_policy, comparison_rows, main_table
+from autoaug.report.document import to_html, to_markdown
+from autoaug.report.reporter import SEARCHED, compared_policies, make_report, twin_of
+from autoaug.report.summary import by_policy, comparison_rows, main_table
+from autoaug.train.metrics import classification_metrics, confusion_matrix
 
 FIGURES = {"learning_curves.png", "policy.png", "magnitudes.png", "search_progress.png", "confusion.png",
            "robustness.png", "samples.png"}
@@ -91,8 +91,8 @@ def test_a_report_on_other_seeds_reuses_the_runs_of_the_seeds_it_shares(report, 
 def test_final_runs_train_with_the_searchs_recipe(search) -> None:
     from dataclasses import replace
 
-    from autoaug.report import load_search
-    from autoaug.tune import BUDGETS
+    from autoaug.report.reporter import load_search
+    from autoaug.search.driver import BUDGETS
 
     found = load_search(search[0].output_dir)
     tiny = found.train_config()
@@ -201,8 +201,8 @@ def test_classification_metrics_by_hand() -> None:
 
 
 def test_markdown_and_html_from_the_same_blocks(tmp_path: Path) -> None:
-    from autoaug.plots import policy_bars
-    from autoaug.policy import PRESETS
+    from autoaug.augment.presets import PRESETS
+    from autoaug.report.plots import policy_bars
 
     img = policy_bars(PRESETS["baseline"], tmp_path / "p.png")
     blocks = [("h1", "T"), ("p", "a `code` and **bold** <x>"), ("table", (["a", "b"], [["1", "x|y"]])),
@@ -238,7 +238,7 @@ def test_compared_policies_put_none_first_and_name_files(tmp_path: Path) -> None
 
 
 def test_journal_keeps_finished_runs_and_skips_a_torn_line(tmp_path: Path) -> None:
-    from autoaug.report import _read_journal
+    from autoaug.report.reporter import _read_journal
 
     path = tmp_path / ".runs-x.jsonl"
     assert _read_journal(path) == []
@@ -249,7 +249,7 @@ def test_journal_keeps_finished_runs_and_skips_a_torn_line(tmp_path: Path) -> No
 def test_a_searched_policy_equal_to_a_compared_one_is_trained_once(search, tmp_path: Path) -> None:
     import shutil
 
-    from autoaug.report import SEARCH_FILES
+    from autoaug.report.reporter import SEARCH_FILES
 
     result, _ = search
     copy = tmp_path / "search"  # without its mlflow.json: not logged beside the other report
@@ -270,7 +270,7 @@ def test_a_searched_policy_equal_to_a_compared_one_is_trained_once(search, tmp_p
 
 
 def test_the_searched_policy_is_compared_with_the_best_compared_policy() -> None:
-    from autoaug.report import _versus_best
+    from autoaug.report.reporter import _versus_best
 
     def runs(*accs: float) -> list[dict]:
         return [{"seed": seed, "test": {"acc": acc}} for seed, acc in zip((1, 2, 3), accs, strict=True)]

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from autoaug.datasets import load_dataset
+from autoaug.data.datasets import load_dataset
 from autoaug.errors import AutoaugError
-from autoaug.robustness import (
+from autoaug.train.robustness import (
     CORRUPTIONS,
     box_resize_matrix,
     corruption_accuracy,
@@ -17,7 +17,7 @@ from autoaug.robustness import (
     get_corruption,
     pixelate,
 )
-from autoaug.train import TrainConfig, evaluate, train
+from autoaug.train.trainer import TrainConfig, evaluate, train
 
 NAMES = list(CORRUPTIONS)
 

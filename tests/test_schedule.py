@@ -7,11 +7,11 @@ import optuna
 import pytest
 import torch
 
-from autoaug.augment import Augmenter
+from autoaug.augment.augmenter import Augmenter
+from autoaug.augment.policy import OpConfig, Policy, Stage
+from autoaug.augment.schedule import Schedule
 from autoaug.errors import AutoaugError
-from autoaug.policy import OpConfig, Policy, Stage
-from autoaug.schedule import Schedule
-from autoaug.search_space import load_space
+from autoaug.search.space import load_space
 
 
 @pytest.mark.parametrize(

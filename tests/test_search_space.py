@@ -7,12 +7,13 @@ import optuna
 import pytest
 import torch
 
+from autoaug.augment.ops import OPS
+from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.presets import BASES, GROUPS, NATURAL_STANDARDS, OTHER_STANDARDS, PRESETS, layered
 from autoaug.errors import AutoaugError
-from autoaug.ops import OPS
-from autoaug.policy import BASES, GROUPS, NATURAL_STANDARDS, OTHER_STANDARDS, PRESETS, OpConfig, Policy, layered
-from autoaug.search_space import SPACES_DIR, load_space, space_for_dataset
-from autoaug.train import TrainConfig
-from autoaug.tune import _searcher
+from autoaug.search.driver import _searcher
+from autoaug.search.space import SPACES_DIR, load_space, space_for_dataset
+from autoaug.train.trainer import TrainConfig
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 

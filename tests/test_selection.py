@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from autoaug import selection
-from autoaug.search_space import load_space
+from autoaug.search import selection
+from autoaug.search.space import load_space
 
 SPACE = load_space("default")
 

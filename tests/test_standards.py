@@ -10,8 +10,9 @@ import torch
 import torchvision.transforms.v2 as v2
 import torchvision.transforms.v2.functional as F
 
-from autoaug.augment import Augmenter
-from autoaug.policy import PRESETS, Policy
+from autoaug.augment.augmenter import Augmenter
+from autoaug.augment.policy import Policy
+from autoaug.augment.presets import PRESETS
 
 
 def _outcomes(img: torch.Tensor) -> dict[bytes, tuple[int, int, bool]]:
@@ -71,7 +72,7 @@ def test_base_ops_ignore_the_policy_schedule() -> None:
 
 
 def test_reports_compare_with_the_standards_for_the_kind_of_data() -> None:
-    from autoaug.policy import standards
+    from autoaug.augment.presets import standards
 
     assert standards((3, 32, 32)) == ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
     assert standards((1, 28, 28)) == ("randaugment", "trivialaugment")
@@ -79,7 +80,7 @@ def test_reports_compare_with_the_standards_for_the_kind_of_data() -> None:
 
 @pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
 def test_the_default_comparison_names_are_accepted(shape: tuple[int, ...]) -> None:
-    from autoaug.policy import standards
-    from autoaug.report import compared_policies
+    from autoaug.augment.presets import standards
+    from autoaug.report.reporter import compared_policies
 
     assert [p.name for p in compared_policies(standards(shape))] == ["none", *standards(shape)]

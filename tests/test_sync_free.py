@@ -14,9 +14,10 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from autoaug.augment import Augmenter, apply, sample
-from autoaug.ops import OPS
-from autoaug.policy import PRESETS, OpConfig, Policy
+from autoaug.augment.augmenter import Augmenter, apply, sample
+from autoaug.augment.ops import OPS
+from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.presets import PRESETS
 
 SYNCS = {torch.Tensor.nonzero, torch.nonzero, torch.argwhere, torch.Tensor.item, torch.Tensor.tolist,
          torch.Tensor.__float__, torch.Tensor.__int__, torch.Tensor.__bool__, torch.Tensor.__index__,

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoaug.datasets import DatasetSplits
-from autoaug.errors import AutoaugError
-from autoaug.synthetic import (
+from autoaug.data.datasets import DatasetSplits
+from autoaug.data.synthetic import (
     Generator,
     GeneratorSpec,
     cache_path,
@@ -17,6 +16,7 @@ from autoaug.synthetic import (
     load_generator,
     split_digest,
 )
+from autoaug.errors import AutoaugError
 
 
 def _two_tone(n: int = 512, side: int = 8, channels: int = 1, name: str = "two_tone") -> DatasetSplits:
@@ -129,9 +129,9 @@ def test_generate_command_trains_once_then_reuses(tmp_path: Path, cache: Path) -
 
 
 def test_each_batch_holds_the_exact_synthetic_share() -> None:
-    from autoaug.policy import OpConfig, Policy, Synthetic
+    from autoaug.augment.policy import OpConfig, Policy, Synthetic
     from autoaug.seeding import make_generator
-    from autoaug.train import TrainConfig, Trainer
+    from autoaug.train.trainer import TrainConfig, Trainer
 
     data = _two_tone(n=512)
     gen = Generator(GeneratorSpec("vae", data.name, data.image_shape, 2))  # untrained: only the mixing is tested
@@ -155,7 +155,7 @@ def test_each_batch_holds_the_exact_synthetic_share() -> None:
 
 
 def test_synthetic_ratio_is_checked() -> None:
-    from autoaug.policy import Policy, Synthetic
+    from autoaug.augment.policy import Policy, Synthetic
 
     with pytest.raises(AutoaugError, match=r"synthetic ratio 1.0 is outside \[0, 1\)"):
         Synthetic(1.0)
@@ -169,8 +169,8 @@ def test_synthetic_ratio_is_checked() -> None:
 def test_search_space_samples_the_synthetic_ratio_and_generator(tmp_path: Path) -> None:
     import optuna
 
-    from autoaug.policy import PRESETS
-    from autoaug.search_space import load_space
+    from autoaug.augment.presets import PRESETS
+    from autoaug.search.space import load_space
 
     path = tmp_path / "s.yaml"
     path.write_text("ops: {rotate: {}}\nsynthetic: {ratio: [0.0, 0.5], generators: [vae, dcgan]}\n")
@@ -192,7 +192,7 @@ def test_search_space_samples_the_synthetic_ratio_and_generator(tmp_path: Path) 
 def test_a_space_may_search_only_the_synthetic_share(tmp_path: Path) -> None:
     import optuna
 
-    from autoaug.search_space import load_space
+    from autoaug.search.space import load_space
 
     path = tmp_path / "s.yaml"
     path.write_text("ops: {}\nsynthetic: {ratio: [0.1, 0.3], epochs: 3}\n")
@@ -212,7 +212,7 @@ def test_a_space_may_search_only_the_synthetic_share(tmp_path: Path) -> None:
 def test_ablation_runs_every_ratio_and_seed_and_compares_with_ratio_zero(tmp_path: Path) -> None:
     import pandas as pd
 
-    from autoaug.ablation import ablate_synthetic
+    from autoaug.report.ablation import ablate_synthetic
 
     lines: list[str] = []
     folder = ablate_synthetic("fashion_mnist_small", ratios=[0.25], seeds=2, model="smallcnn", epochs=1,
@@ -236,7 +236,7 @@ def test_ablation_runs_every_ratio_and_seed_and_compares_with_ratio_zero(tmp_pat
 
 
 def test_frechet_distance_of_gaussians() -> None:
-    from autoaug.synthetic import frechet_distance
+    from autoaug.data.synthetic import frechet_distance
 
     g = torch.Generator().manual_seed(0)
     a = torch.randn(20000, 3, generator=g, dtype=torch.float64)
@@ -248,8 +248,8 @@ def test_frechet_distance_of_gaussians() -> None:
 
 
 def test_fidelity_tells_a_trained_generator_from_an_untrained_one() -> None:
-    from autoaug.synthetic import fidelity
-    from autoaug.train import TrainConfig, train
+    from autoaug.data.synthetic import fidelity
+    from autoaug.train.trainer import TrainConfig, train
 
     data = _two_tone()
     classifier = train(TrainConfig(model="smallcnn", epochs=2, batch_size=64), data, "none").model
@@ -264,8 +264,8 @@ def test_report_with_a_synthetic_policy_has_the_synthetic_section(search, tmp_pa
 
     import pandas as pd
 
-    from autoaug.policy import Policy, Synthetic
-    from autoaug.report import SEARCH_FILES, make_report
+    from autoaug.augment.policy import Policy, Synthetic
+    from autoaug.report.reporter import SEARCH_FILES, make_report
 
     result, _ = search
     copy = tmp_path / "search"  # without its mlflow.json: this report is not logged beside the other one

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autoaug.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
 from autoaug.errors import AutoaugError
-from autoaug.models import build_model
-from autoaug.train import TrainConfig, TrainingDiverged, channel_stats, evaluate, train
+from autoaug.train.models import build_model
+from autoaug.train.trainer import TrainConfig, TrainingDiverged, channel_stats, evaluate, train
 
 KEYS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_seconds", "lr", "magnitude", "epoch_seconds",
         "aug_seconds",

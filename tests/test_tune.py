@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from conftest import ray_processes as _ray_processes
 
+from autoaug.augment.policy import Policy
 from autoaug.errors import AutoaugError
-from autoaug.policy import Policy
-from autoaug.tune import tune_policy
+from autoaug.search.driver import tune_policy
 
 
 def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: str) -> None:
@@ -131,7 +131,7 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> N
 
 
 def test_resume_takes_every_setting_from_the_search_it_resumes() -> None:
-    from autoaug.tune import _resumed
+    from autoaug.search.driver import _resumed
 
     saved = {"dataset": "fashion_mnist_small", "space": "search_spaces/default.yaml", "model": "convnet",
              "trials": 40, "epochs": 40, "budget": "medium", "train_size": 10000, "scheduler": "asha", "seed": 0,
@@ -154,7 +154,7 @@ def test_resume_takes_every_setting_from_the_search_it_resumes() -> None:
 def test_tunes_warning_about_trials_without_result_files_is_not_shown(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from autoaug.tune import _drop_fetch_warnings
+    from autoaug.search.driver import _drop_fetch_warnings
 
     log = logging.getLogger("ray.tune.analysis.experiment_analysis")
     log.addFilter(_drop_fetch_warnings)
@@ -174,7 +174,7 @@ def test_a_resumed_searchs_asha_judges_against_the_recorded_rung() -> None:
 
     from ray.tune.schedulers import TrialScheduler
 
-    from autoaug.tune import RUNGS, _asha
+    from autoaug.search.driver import RUNGS, _asha
 
     recorded = {"a": {1: 0.5, 4: 0.90}, "b": {4: 0.80}, "c": {2: 0.6, 4: 0.70}}
 

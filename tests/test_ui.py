@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autoaug.errors import AutoaugError
-from autoaug.tracking import store_of
+from autoaug.search.tracking import store_of
 
 
 def _search(root: Path, name: str, run_id: str, uri: str, mtime: float) -> Path:

@@ -22,10 +22,10 @@ import torch
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-from autoaug.cluster import unpack, worker_device
-from autoaug.policy import Policy
-from autoaug.search_space import SearchSpace
-from autoaug.train import TrainConfig, Trainer
+from autoaug.augment.policy import Policy
+from autoaug.search.cluster import unpack, worker_device
+from autoaug.search.space import SearchSpace
+from autoaug.train.trainer import TrainConfig, Trainer
 
 STATE_FILE = "state.pt"
 Stages = list[tuple[int, dict[str, Any]]]

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from autoaug.ops import OPS, warp_affine
-from autoaug.policy import OpConfig, Policy, resolve_policy
+from autoaug.augment.ops import OPS, warp_affine
+from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.presets import resolve_policy
 from autoaug.seeding import canonical_device, derive_seed, make_generator
 
 

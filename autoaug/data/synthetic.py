@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoaug.datasets import DatasetSplits, cache_dir
+from autoaug.data.datasets import DatasetSplits, cache_dir
+from autoaug.data.names import GENERATORS
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.files import atomic
 from autoaug.seeding import derive_seed, make_generator
 
-GENERATORS = ("vae", "dcgan")
 FORMAT = 1  # bump when the networks change: old cache entries are then ignored
 
 

@@ -1,21 +1,24 @@
-"""Augmentation policies: frozen dataclasses keyed by op name, JSON round-trip, and named presets."""
+"""Augmentation policies: frozen dataclasses keyed by op name, with a JSON round-trip.
+
+The named ones are in :mod:`autoaug.augment.presets`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from autoaug.augment.ops import OPS, get_op
+from autoaug.augment.schedule import Schedule
+from autoaug.data.names import GENERATORS
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.files import write_text
-from autoaug.ops import OPS, get_op
-from autoaug.schedule import Schedule
-from autoaug.synthetic import GENERATORS
 
 SAMPLING = ("uniform", "fixed")
 
@@ -90,7 +93,7 @@ def _canonical(ops: Mapping[str, OpConfig | Mapping[str, Any]]) -> Mapping[str, 
 @dataclass(frozen=True)
 class Synthetic:
     """Mix generated images into training: ``ratio`` of every batch comes from the class-conditional
-    ``generator`` (:mod:`autoaug.synthetic`, trained for ``epochs``) with uniformly drawn labels; ``augment``:
+    ``generator`` (:mod:`autoaug.data.synthetic`, trained for ``epochs``) with uniformly drawn labels; ``augment``:
     whether those images also go through the policy's ops."""
 
     ratio: float = 0.0
@@ -186,13 +189,6 @@ class Policy:
         return {name: min(cfg.magnitude * (cfg.schedule.factor(progress) if cfg.schedule else factor), 1.0)
                 for name, cfg in policy.ops.items() if OPS[name].has_magnitude}
 
-    def to_torchvision(self, progress: float = 0.0, seed: int | None = None) -> Any:
-        """This policy as a ``torchvision.transforms.v2`` transform for one image at a time
-        (:class:`autoaug.export.TorchvisionPolicy`), at training ``progress``."""
-        from autoaug.export import TorchvisionPolicy
-
-        return TorchvisionPolicy(self, progress, seed)
-
     # ------------------------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name}
@@ -252,126 +248,3 @@ class Policy:
             return cls.from_dict(d)
         except AutoaugError as e:
             raise AutoaugError(f"policy file {str(path)!r}: {e}") from None
-
-
-# ------------------------------------------------------------------------------------------------ presets
-def _phys(op: str, value: float) -> float:
-    """Normalized magnitude of a physical value for ``op`` (inverse of ``OpSpec.value``)."""
-    spec = OPS[op]
-    return (value - spec.low) / (spec.high - spec.low)
-
-
-
-# The op set of RandAugment and TrivialAugment, in two groups that a search weighs (identity belongs to neither)
-GROUPS: dict[str, tuple[str, ...]] = {
-    "geometric": ("rotate", "shear_x", "shear_y", "translate_x", "translate_y"),
-    "color": ("autocontrast", "equalize", "solarize", "saturation", "posterize", "contrast", "brightness",
-              "sharpness"),
-}
-# RandAugment's physical range of each op at its full magnitude (M = 30; torchvision's)
-_RAND_RANGES = {"rotate": 30.0, "shear_x": 0.3, "shear_y": 0.3, "translate_x": 150 / 331, "translate_y": 150 / 331,
-                "brightness": 0.9, "contrast": 0.9, "saturation": 0.9, "sharpness": 0.9, "posterize": 4.0,
-                "solarize": 1.0}
-# how the sampled layer sets each image's magnitude: randaugment, ``fixed`` at the global magnitude on
-# RandAugment's ranges; trivialaugment, ``uniform`` up to it on the wide ranges (the registry's)
-STYLES = ("randaugment", "trivialaugment")
-
-
-def _bases() -> dict[str, dict[str, OpConfig]]:
-    """The always-on layers a policy may start with. ``cropflip`` is the natural-image standard: pad by 1/8 of the
-    side and crop back (4 px at 32 px), always, and horizontal flip with p = 0.5 (torchvision's and timm's CIFAR
-    recipes); ``crop`` alone suits images that must not be mirrored (digits)."""
-    crop = {"crop": OpConfig(_phys("crop", 0.125), 1.0, "fixed")}
-    return {"none": {}, "crop": crop, "cropflip": {**crop, "hflip": OpConfig(0.0, 0.5)}}
-
-
-BASES = _bases()
-
-
-def layered(base: str = "none", n_ops: int = 0, magnitude: float = 0.0, style: str = "randaugment",
-            groups: Mapping[str, float] | None = None, schedule: Schedule | None = None,
-            name: str = "custom") -> Policy:
-    """A policy of the compact space: the ``base`` layer (:data:`BASES`) always on, then ``n_ops`` ops per image
-    drawn uniformly from identity and the ops of ``groups``, at the global ``magnitude`` in ``style``
-    (:data:`STYLES`); a drawn op of group ``g`` applies with probability ``groups[g]`` (default: every group, 1).
-
-    ``none``, ``cropflip``, RandAugment (``n_ops=2, magnitude=0.3``: M = 9) and TrivialAugment (``n_ops=1,
-    magnitude=1``, ``trivialaugment`` style), alone or on ``cropflip``, are points of it."""
-    if base not in BASES:
-        raise choice_error("base", base, BASES)
-    if style not in STYLES:
-        raise choice_error("style", style, STYLES)
-    groups = dict.fromkeys(GROUPS, 1.0) if groups is None else groups
-    unknown = sorted(set(groups) - set(GROUPS))
-    if unknown:
-        raise choice_error("op group", unknown[0], GROUPS)
-    ops: dict[str, OpConfig] = {}
-    if n_ops:
-        sampling = "fixed" if style == "randaugment" else "uniform"
-        ops["identity"] = OpConfig(0.0, 1.0, sampling)
-        for group, p in groups.items():
-            for op in GROUPS[group]:
-                scale = _phys(op, _RAND_RANGES[op]) if style == "randaugment" and op in _RAND_RANGES else 1.0
-                m = magnitude * scale if OPS[op].has_magnitude else 0.0
-                ops[op] = OpConfig(m, p, sampling)
-    return Policy(base=BASES[base], ops=ops, n_ops=min(n_ops, len(ops)) or None,
-                  schedule=schedule or Schedule(), name=name)
-
-
-def _randaugment(m: int = 9, n: int = 2) -> Policy:
-    """RandAugment (torchvision's op set and ranges) with ``n`` ops per image at magnitude ``m`` of 30."""
-    return layered(n_ops=n, magnitude=m / 30, name="randaugment")
-
-
-def _adaptive(kind: str) -> Policy:
-    """Basic flip and crop always on (their own constant schedule); rotation up to ±30° and brightness and
-    contrast up to ±0.2 scaled by the controller (level 0.5: ±15° and ±0.1)."""
-    basic = Schedule()
-    ops = {"hflip": OpConfig(0.0, 0.5), "crop": OpConfig(0.5, 0.5, schedule=basic),
-           "rotate": OpConfig(_phys("rotate", 30.0), 0.5), "brightness": OpConfig(_phys("brightness", 0.2), 0.5),
-           "contrast": OpConfig(_phys("contrast", 0.2), 0.5)}
-    return Policy(ops=ops, schedule=Schedule(kind), name=kind)
-
-
-PRESETS: dict[str, Policy] = {
-    "none": Policy(name="none"),
-    "baseline": Policy(
-        ops={
-            "rotate": OpConfig(_phys("rotate", 15.0)),
-            "hflip": OpConfig(0.0, 0.5),
-            "brightness": OpConfig(_phys("brightness", 0.2)),
-            "zoom": OpConfig(_phys("zoom", 0.2)),
-            "gaussian_noise": OpConfig(_phys("gaussian_noise", 0.1), 1.0, "fixed"),
-        },
-        name="baseline",
-    ),
-    "randaugment": _randaugment(),
-    "trivialaugment": layered(n_ops=1, magnitude=1.0, style="trivialaugment", name="trivialaugment"),
-    "cropflip": layered("cropflip", name="cropflip"),
-    "cropflip+randaugment": replace(_randaugment(), base=BASES["cropflip"], name="cropflip+randaugment"),
-    "cropflip+trivialaugment": layered("cropflip", 1, 1.0, "trivialaugment", name="cropflip+trivialaugment"),
-    "feedback": _adaptive("feedback"),
-    "augnet": _adaptive("augnet"),
-}
-
-
-NATURAL_STANDARDS = ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
-OTHER_STANDARDS = ("randaugment", "trivialaugment")
-
-
-def standards(image_shape: Sequence[int]) -> tuple[str, ...]:
-    """The free standards for images of ``image_shape`` ``[C, H, W]``, besides ``none``: for RGB images (taken as
-    natural photos) pad-and-crop plus flip, and RandAugment and TrivialAugment on top of it, as the published
-    recipes apply them; for gray images RandAugment and TrivialAugment alone."""
-    return NATURAL_STANDARDS if image_shape[0] == 3 else OTHER_STANDARDS
-
-
-def resolve_policy(spec: str | Policy) -> Policy:
-    """A preset name, a path to a policy JSON file, or a :class:`Policy`."""
-    if isinstance(spec, Policy):
-        return spec
-    if spec in PRESETS:
-        return PRESETS[spec]
-    if spec.endswith(".json") or os.sep in spec:
-        return Policy.load(spec)
-    raise choice_error("policy", spec, [*PRESETS, "FILE.json"])

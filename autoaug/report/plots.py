@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from autoaug.policy import Policy
+from autoaug.augment.policy import Policy
 
 
 def _figure(width: float = 7.0, height: float = 4.0, nrows: int = 1, ncols: int = 1) -> tuple[Any, Any]:

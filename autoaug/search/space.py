@@ -12,14 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from autoaug.augment.ops import OPS
+from autoaug.augment.policy import SAMPLING, OpConfig, Policy, Synthetic
+from autoaug.augment.presets import BASES, GROUPS, STYLES, layered
+from autoaug.augment.schedule import ADAPTIVE, Schedule
+from autoaug.augment.schedule import PARAMS as SCHEDULE_PARAMS
+from autoaug.data.names import GENERATORS
 from autoaug.errors import AutoaugError
-from autoaug.ops import OPS
-from autoaug.policy import BASES, GROUPS, SAMPLING, STYLES, OpConfig, Policy, Synthetic, layered
-from autoaug.schedule import ADAPTIVE, Schedule
-from autoaug.schedule import PARAMS as SCHEDULE_PARAMS
-from autoaug.synthetic import GENERATORS
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 Range = tuple[float, float]
 TRAIN_PARAMS = ("lr", "weight_decay")  # training hyper-parameters a space may search (log-uniform)
 
@@ -35,7 +36,7 @@ class OpRange:
 
 @dataclass(frozen=True)
 class Layer:
-    """The compact space (:func:`autoaug.policy.layered`): the base layers it may choose, the range of ops per
+    """The compact space (:func:`autoaug.augment.policy.layered`): the base layers it may choose, the range of ops per
     image, of the global magnitude, the styles, and each op group's probability range."""
 
     bases: tuple[str, ...] = ("none", "cropflip")

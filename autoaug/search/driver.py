@@ -1,12 +1,12 @@
 """``tune_policy()``: a Ray Tune search over augmentation policies with Optuna (TPE) and ASHA.
 
-Optuna samples the flat parameters of a :class:`~autoaug.search_space.SearchSpace` (define-by-run);
-``none`` and the free standards for the data (:func:`autoaug.policy.standards`) are evaluated first as fixed
+Optuna samples the flat parameters of a :class:`~autoaug.search.space.SearchSpace` (define-by-run);
+``none`` and the free standards for the data (:func:`autoaug.augment.policy.standards`) are evaluated first as fixed
 points, where the space can express them. ASHA stops weak trials early on validation accuracy, at 80% of the
 epochs (:data:`RUNG`). A trial ASHA stopped is told to Optuna as PRUNED (with its per-epoch values), not as
 COMPLETE: TPE then ranks it below every finished trial instead of comparing its early score with final scores
 of full-length trials. Then the best few trials, the best standard and ``none`` train again on more seeds and the
-best mean wins (:mod:`autoaug.selection`).
+best mean wins (:mod:`autoaug.search.selection`).
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoaug.datasets import folder_name, load_dataset
+from autoaug.augment.policy import Policy
+from autoaug.augment.presets import PRESETS, standards
+from autoaug.data.datasets import folder_name, load_dataset
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.files import atomic, write_text
-from autoaug.policy import PRESETS, Policy, standards
 from autoaug.progress import SearchProgress, Status
-from autoaug.search_space import SearchSpace, load_space, space_for_dataset
-from autoaug.train import TrainConfig
+from autoaug.search.space import SearchSpace, load_space, space_for_dataset
+from autoaug.train.trainer import TrainConfig
 
 if TYPE_CHECKING:
-    from autoaug.selection import Selection
-    from autoaug.tracking import SearchTracker
+    from autoaug.search.selection import Selection
+    from autoaug.search.tracking import SearchTracker
 
 METRIC, MODE = "val_acc", "max"
 # asha: Optuna samples, ASHA stops weak trials early; fifo: every trial runs all its epochs (benchmarks);
@@ -49,7 +50,8 @@ RECIPE = ("optimizer", "lr", "weight_decay")  # the training recipe a budget set
 class Budget:
     """Search size. The CPU budgets search on a reduced training set (as AutoAugment searched on 4,000
     CIFAR-10 images), where augmentation matters most and a trial is cheap. ``select``: how many of the best
-    completed trials train again on ``extra_seeds`` more seeds before the best is named (:mod:`autoaug.selection`).
+    completed trials train again on ``extra_seeds`` more seeds before the best is named
+    (:mod:`autoaug.search.selection`).
     ``optimizer``, ``lr`` and ``weight_decay``: the training recipe of every trial and final run."""
 
     trials: int
@@ -167,7 +169,7 @@ def _asha(key: str, epochs: int, grace: int) -> Any:
     class ResumableASHA(ASHAScheduler):
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             super().on_trial_add(tune_controller, trial)
-            from autoaug.tune import RUNGS  # the live registry: a restored (pickled) copy has its own globals
+            from autoaug.search.driver import RUNGS  # the live registry: a restored (pickled) copy has its own globals
 
             history = RUNGS.get(key, {}).get(trial.trial_id, {})
             for milestone, recorded in self._trial_info[trial.trial_id]._rungs:
@@ -183,7 +185,9 @@ def _progress_callback(key: str, epochs: int) -> Any:
     from ray.tune import Callback
 
     def live() -> SearchProgress | None:
-        from autoaug.tune import PROGRESS  # the live registry: a pickled copy of this class has its own globals
+        from autoaug.search.driver import (
+            PROGRESS,  # the live registry: a pickled copy of this class has its own globals
+        )
 
         return PROGRESS.get(key)
 
@@ -203,7 +207,7 @@ def _progress_callback(key: str, epochs: int) -> Any:
                 p.ended(trial.trial_id, "pruned" if epoch < epochs else "done", epoch, result.get(METRIC))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            from autoaug.tracking import trial_error
+            from autoaug.search.tracking import trial_error
 
             if (p := live()) is not None:
                 p.ended(trial.trial_id, "failed", int((trial.last_result or {}).get("epoch", 0)), None,
@@ -258,11 +262,11 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
 
     Defaults: ``budget`` small (it sets trials, epochs, model and training size, which may be given instead),
     ``scheduler`` asha, ``seed`` 0. ``precision`` (auto, fp32, bf16, fp16; default auto) and ``compile``
-    (default off) set how every trial computes (:mod:`autoaug.precision`); ``auto`` resolves on each trial's
+    (default off) set how every trial computes (:mod:`autoaug.train.precision`); ``auto`` resolves on each trial's
     device. With ``resume``, every setting comes from the search being resumed; one given that contradicts it
     is an error. ``select`` (default: the budget's, 3 for ``small``) best completed trials, the best standard and
     ``none`` train again on more seeds and the best mean wins (0: the best single trial wins; see
-    :mod:`autoaug.selection`). Progress goes to ``echo``: a line per ended trial and a status line (running
+    :mod:`autoaug.search.selection`). Progress goes to ``echo``: a line per ended trial and a status line (running
     trials, counts, best, time left) every few seconds, updated in place on the terminal with ``live``."""
     root = Path(storage).expanduser().resolve()
     if root.exists() and not root.is_dir():
@@ -307,7 +311,7 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
         if out.exists():
             raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
 
-    from autoaug.tracking import SearchTracker, check_reachable, default_tracking_uri, tune_callback
+    from autoaug.search.tracking import SearchTracker, check_reachable, default_tracking_uri, tune_callback
 
     tracking_uri = tracking_uri or default_tracking_uri()
     check_reachable(tracking_uri)
@@ -320,11 +324,11 @@ def tune_policy(dataset: str = "fashion_mnist_small", *, space: str | None = Non
     import ray
     from ray import tune
 
-    from autoaug.cluster import pack, start_ray, trial_resources
-    from autoaug.trial import run_trial
+    from autoaug.search.cluster import pack, start_ray, trial_resources
+    from autoaug.search.trial import run_trial
 
     if scheduler == "pbt":
-        from autoaug import pbt
+        from autoaug.search import pbt
 
     started = start_ray(address, num_cpus)
     try:  # ... nor before the resources are known to fit
@@ -477,8 +481,8 @@ def _val_every(grace: int, epochs: int) -> int:
 def _train_generators(packed: Any, kinds: Sequence[str], seed: int, epochs: int,
                       gpu_memory_fraction: float | None) -> dict[str, float]:
     """Ray task: train (or load from the cache) each generator of ``kinds``; their training seconds."""
-    from autoaug.cluster import unpack, worker_device
-    from autoaug.synthetic import generator_for
+    from autoaug.data.synthetic import generator_for
+    from autoaug.search.cluster import unpack, worker_device
 
     device, data = worker_device(gpu_memory_fraction), unpack(packed)
     return {kind: generator_for(kind, data, seed=seed, epochs=epochs, device=device, echo=lambda line: None)[1]
@@ -523,7 +527,7 @@ def _storage_stopper() -> Any:
             return False
 
         def stop_all(self) -> bool:
-            from autoaug.tune import STORAGE_FAILURE  # a restored (pickled) copy has its own globals
+            from autoaug.search.driver import STORAGE_FAILURE  # a restored (pickled) copy has its own globals
 
             return bool(STORAGE_FAILURE)
 
@@ -575,7 +579,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _space_file(source: str | os.PathLike[str]) -> Path:
     """A space's file from its recorded ``source``: absolute, or relative to autoaug's own folder."""
     path = Path(source)
-    return path if path.is_absolute() else Path(__file__).resolve().parent.parent / path
+    return path if path.is_absolute() else Path(__file__).resolve().parents[2] / path
 
 
 def _versions() -> dict[str, str]:
@@ -590,14 +594,14 @@ def _versions() -> dict[str, str]:
 
 def _select(frame: Any, space: SearchSpace, base: TrainConfig, trainable_of: Callable[..., Any], k: int,
             extra_seeds: int, out: Path, tracker: SearchTracker, status: Status) -> Selection:
-    """Train the candidates of :func:`autoaug.selection.candidates` again on ``extra_seeds`` more seeds, as a Tune
-    experiment of its own (``out/selection``, a grid of candidate x seed, restored on a resume; its runs are MLflow
+    """Train the candidates of :func:`autoaug.search.selection.candidates` again on ``extra_seeds`` more seeds, as a
+    Tune experiment of its own (``out/selection``, a grid of candidate x seed, restored on a resume; its runs are MLflow
     children with role ``selection``)."""
     from ray import tune
 
-    from autoaug import selection
-    from autoaug.tracking import tune_callback
-    from autoaug.trial import rerun_trial
+    from autoaug.search import selection
+    from autoaug.search.tracking import tune_callback
+    from autoaug.search.trial import rerun_trial
 
     roles = selection.candidates(frame, space, k)
     if not roles:

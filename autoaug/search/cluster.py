@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autoaug.datasets import DatasetSplits
+from autoaug.data.datasets import DatasetSplits
 from autoaug.errors import AutoaugError
 
 SEARCH_KEYS = ("train_x", "train_y", "val_x", "val_y")

@@ -1,8 +1,8 @@
 """Plain-PyTorch training with batched on-device augmentation. Knows neither Ray nor MLflow.
 
 ``train(config, data, policy, report)`` calls ``report(metrics)`` once per epoch. The data stays on the
-device as uint8 tensors; each batch is indexed, augmented and normalized there (:mod:`autoaug.batches`), and
-the model computes in the run's precision (:mod:`autoaug.precision`). Validation runs at the epochs
+device as uint8 tensors; each batch is indexed, augmented and normalized there (:mod:`autoaug.train.batches`), and
+the model computes in the run's precision (:mod:`autoaug.train.precision`). Validation runs at the epochs
 :meth:`TrainConfig.validates` names.
 """
 
@@ -18,15 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoaug.adaptive import controller_for
-from autoaug.batches import Batches, Stopwatch, synthetic_generator, to_float
-from autoaug.datasets import DatasetSplits
+from autoaug.augment.adaptive import controller_for
+from autoaug.augment.policy import Policy
+from autoaug.augment.presets import resolve_policy
+from autoaug.data.datasets import DatasetSplits
+from autoaug.data.synthetic import Generator
 from autoaug.errors import AutoaugError, choice_error
-from autoaug.models import Normalize, build_model, check_model
-from autoaug.policy import Policy, resolve_policy
-from autoaug.precision import PRECISIONS, Precision, resolve_precision
 from autoaug.seeding import derive_seed, make_generator
-from autoaug.synthetic import Generator
+from autoaug.train.batches import Batches, Stopwatch, synthetic_generator, to_float
+from autoaug.train.models import Normalize, build_model, check_model
+from autoaug.train.precision import PRECISIONS, Precision, resolve_precision
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine")
@@ -52,7 +53,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 1024
-    precision: str = "auto"  # auto, fp32, bf16 or fp16 (autoaug.precision)
+    precision: str = "auto"  # auto, fp32, bf16 or fp16 (autoaug.train.precision)
     compile: bool = False  # torch.compile the model
     val_every: int | None = None  # validate every N epochs and after the last; None: about 10 times a run
 
@@ -155,9 +156,9 @@ class Trainer:
     """One training run, an epoch at a time: ``run_epoch()`` returns that epoch's metrics.
 
     The trainer owns the model (wrapped for its precision), the optimizer, the learning-rate schedule and
-    the gradient scaler; :class:`~autoaug.batches.Batches` owns the data it sees. ``state_dict()`` /
+    the gradient scaler; :class:`~autoaug.train.batches.Batches` owns the data it sees. ``state_dict()`` /
     ``load_state_dict()`` checkpoint everything a resumed run needs; ``policy`` may be replaced between
-    epochs (PBT). A policy with an adaptive schedule gets its controller (:mod:`autoaug.adaptive`); AugNet's
+    epochs (PBT). A policy with an adaptive schedule gets its controller (:mod:`autoaug.augment.adaptive`); AugNet's
     held-out batch is taken out of the training split.
     """
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from autoaug.datasets import DatasetSplits
-from autoaug.metrics import classification_metrics
-from autoaug.policy import Policy
-from autoaug.robustness import FGSM_EPSILON, corruption_accuracy, fgsm_accuracy
-from autoaug.train import TrainConfig, evaluate, predict, resolve_device, train
+from autoaug.augment.policy import Policy
+from autoaug.data.datasets import DatasetSplits
+from autoaug.train.metrics import classification_metrics
+from autoaug.train.robustness import FGSM_EPSILON, corruption_accuracy, fgsm_accuracy
+from autoaug.train.trainer import TrainConfig, evaluate, predict, resolve_device, train
 
 TRAIN_ACC_IMAGES = 1000  # clean training accuracy, for the generalization gap: precise enough near 1.0
 
@@ -87,7 +87,7 @@ def final_run(policy: Policy, seed: int, data: DatasetSplits, settings: FinalSet
 
 def _remote_final(packed: dict[str, Any], policy: Policy, seed: int, settings: FinalSettings,
                   gpu_memory_fraction: float | None) -> dict[str, Any]:
-    from autoaug.cluster import node_id, unpack, worker_device
+    from autoaug.search.cluster import node_id, unpack, worker_device
 
     settings = replace(settings, base=replace(settings.base, device=worker_device(gpu_memory_fraction)))
     return {**final_run(policy, seed, unpack(packed), settings), "node_id": node_id()}
@@ -103,7 +103,7 @@ def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSp
     of metrics; the others go on. Needs a started Ray."""
     import ray
 
-    from autoaug.cluster import pack
+    from autoaug.search.cluster import pack
 
     ref = ray.put(pack(data, test=True))
     # no retries: a run that crashed is reported as failed, not silently trained again

@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from autoaug.adaptive import Controller
-from autoaug.augment import apply, sample
-from autoaug.datasets import DatasetSplits
-from autoaug.policy import Policy
+from autoaug.augment.adaptive import Controller
+from autoaug.augment.augmenter import apply, sample
+from autoaug.augment.policy import Policy
+from autoaug.data.datasets import DatasetSplits
+from autoaug.data.synthetic import Generator, generator_for
 from autoaug.seeding import derive_seed, make_generator
-from autoaug.synthetic import Generator, generator_for
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

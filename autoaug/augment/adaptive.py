@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoaug.ops import OPS
-from autoaug.policy import OpConfig, Policy
-from autoaug.schedule import Schedule
+from autoaug.augment.ops import OPS
+from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.schedule import Schedule
 from autoaug.seeding import make_generator
 
 

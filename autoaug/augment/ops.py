@@ -2,7 +2,7 @@
 
 Every kernel takes float images ``[B, C, H, W]`` in ``[0, 1]``, a physical value per image ``v[B]`` and,
 for ops that need more randomness, ``rand`` (``[B, k]`` uniforms, or ``[B, C, H, W]`` standard normal
-noise) drawn by :mod:`autoaug.augment`. Kernels hold no randomness of their own.
+noise) drawn by :mod:`autoaug.augment.augmenter`. Kernels hold no randomness of their own.
 
 Magnitudes are normalized to ``[0, 1]`` and mapped to physical units in one place,
 :meth:`OpSpec.value`: ``low + |m| * (high - low)``, negated for signed ops when ``m < 0``.

@@ -1,6 +1,6 @@
 """A policy for pipelines that augment one image at a time: a ``torchvision.transforms.v2`` transform.
 
-``Policy.to_torchvision()`` gives :class:`TorchvisionPolicy`, which draws what autoaug's batched augmenter
+``to_torchvision(policy)`` gives :class:`TorchvisionPolicy`, which draws what autoaug's batched augmenter
 draws for one image (which ops, each op's magnitude and sign) and applies the ops with
 ``torchvision.transforms.v2.functional``, in the same order and with the same physical ranges. It takes a
 tensor image ``[C, H, W]`` (uint8, or float in [0, 1]) or a PIL image (returned as a uint8 tensor), so it
@@ -19,8 +19,8 @@ import torchvision.transforms.v2 as v2
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms import InterpolationMode
 
-from autoaug.ops import OPS
-from autoaug.policy import Policy
+from autoaug.augment.ops import OPS
+from autoaug.augment.policy import Policy
 
 BILINEAR = InterpolationMode.BILINEAR
 
@@ -45,7 +45,7 @@ def _crop(img: torch.Tensor, pad: float, u: tuple[float, float]) -> torch.Tensor
     py, px = round(pad * h), round(pad * w)
     dy = min(math.floor(u[0] * (2 * py + 1)), 2 * py)
     dx = min(math.floor(u[1] * (2 * px + 1)), 2 * px)
-    return F.crop(F.pad(img, [px, py], fill=0), 2 * py - dy, 2 * px - dx, h, w)  # shifted as autoaug.ops.crop
+    return F.crop(F.pad(img, [px, py], fill=0), 2 * py - dy, 2 * px - dx, h, w)  # shifted as autoaug.augment.ops.crop
 
 
 def _cutout(img: torch.Tensor, side: float, u: tuple[float, float]) -> torch.Tensor:
@@ -77,7 +77,7 @@ def _blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.gaussian_blur(img, [2 * radius + 1] * 2, [sigma, sigma])
 
 
-# op -> fn(img, physical value, per-image uniforms, generator); physical values as autoaug.ops maps them
+# op -> fn(img, physical value, per-image uniforms, generator); physical values as autoaug.augment.ops maps them
 APPLY: dict[str, Callable[[torch.Tensor, float, tuple[float, ...], torch.Generator], torch.Tensor]] = {
     "identity": lambda x, v, u, g: x,
     "rotate": lambda x, v, u, g: F.rotate(x, v, interpolation=BILINEAR, fill=0),  # type: ignore[arg-type]
@@ -154,16 +154,21 @@ class TorchvisionPolicy(v2.Transform):
         return f"policy={self.policy.name!r}, ops={list(self.policy.ops)}, progress={self.progress}"
 
 
+def to_torchvision(policy: Policy, progress: float = 0.0, seed: int | None = None) -> TorchvisionPolicy:
+    """``policy`` as a ``torchvision.transforms.v2`` transform for one image at a time, at training ``progress``."""
+    return TorchvisionPolicy(policy, progress, seed)
+
+
 def python_source(policy: Policy) -> str:
     """A Python snippet that builds the torchvision pipeline of ``policy`` (for ``autoaug export``)."""
     return (
         "import torch\n"
         "import torchvision.transforms.v2 as v2\n\n"
-        "from autoaug import Policy\n\n"
+        "from autoaug import Policy, to_torchvision\n\n"
         f"policy = Policy.from_dict({policy.to_dict()!r})\n"
         "transform = v2.Compose([\n"
         "    v2.ToImage(),                       # PIL or array -> uint8 tensor [C, H, W]\n"
-        "    policy.to_torchvision(),            # the searched augmentation, one image at a time\n"
+        "    to_torchvision(policy),             # the searched augmentation, one image at a time\n"
         "    v2.ToDtype(torch.float32, scale=True),\n"
         "])\n"
     )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autoaug.search_space import SearchSpace
+from autoaug.search.space import SearchSpace
 from autoaug.stats import Comparison, compare_paired
 
 METRIC = "val_acc"

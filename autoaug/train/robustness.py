@@ -19,7 +19,7 @@ At 28 px pixelate keeps 26, 25, 23, 21, 18 px and at 32 px 30, 28, 27, 24, 20 px
 absolute pixel and intensity units, so they apply unchanged at 28 px. Brightness adds to every channel (CIFAR-10-C
 adds to the HSV value), which also works on 1-channel images.
 
-Models take float images in ``[0, 1]`` (normalization inside), as those returned by :func:`autoaug.train.train`.
+Models take float images in ``[0, 1]`` (normalization inside), as those returned by :func:`autoaug.train.trainer.train`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.io import decode_jpeg, encode_jpeg
 
-from autoaug import ops
-from autoaug.batches import to_float
+from autoaug.augment import ops
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.seeding import derive_seed, make_generator
+from autoaug.train.batches import to_float
 
 CorruptionFn = Callable[[torch.Tensor, float, torch.Generator | None], torch.Tensor]
 SEVERITIES = (1, 2, 3, 4, 5)

@@ -1,7 +1,7 @@
 """The reporter: retrain a search's best policy and the presets over seeds, compare them, write the report.
 
 ``make_report(search)`` takes a finished search folder (or its MLflow parent run id), runs the final
-retrains (:mod:`autoaug.final`) through Ray, logs each as an MLflow run nested under the search's parent run
+retrains (:mod:`autoaug.report.finals`) through Ray, logs each as an MLflow run nested under the search's parent run
 (tags ``autoaug.role=final``, ``autoaug.policy=NAME``), and writes ``REPORTS/<dataset>-<timestamp>/``:
 ``report.md`` (the comparison table first), a self-contained ``report.html``, ``comparison.csv``,
 ``runs.json`` (every run's record) and the PNG figures. The folder appears whole or not at all.
@@ -25,12 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from autoaug.document import Block, environment, to_html, to_markdown
+from autoaug.augment.policy import Policy
+from autoaug.augment.presets import resolve_policy, standards
 from autoaug.errors import AutoaugError
-from autoaug.policy import Policy, resolve_policy, standards
 from autoaug.progress import RunsProgress, Status
-from autoaug.summary import by_policy, comparison_rows, diff, main_table, pm
-from autoaug.tune import STUDY_FILE
+from autoaug.report.document import Block, environment, to_html, to_markdown
+from autoaug.report.summary import by_policy, comparison_rows, diff, main_table, pm
+from autoaug.search.driver import STUDY_FILE
 
 SEARCHED = "searched"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -52,8 +53,8 @@ class FinishedSearch:
     def train_config(self, precision: str | None = None) -> Any:
         """The ``TrainConfig`` of the final runs: the search's model, schedule and recipe (its budget's optimizer,
         learning rate and weight decay; searched values where the space searched them)."""
-        from autoaug.train import TrainConfig
-        from autoaug.tune import RECIPE
+        from autoaug.search.driver import RECIPE
+        from autoaug.train.trainer import TrainConfig
 
         s = self.settings
         recipe = {k: s[k] for k in RECIPE if k in s}  # older searches recorded none: the defaults
@@ -94,7 +95,7 @@ def load_search(search: str | os.PathLike[str], tracking_uri: str | None = None)
 
 
 def _download_search(run_id: str, tracking_uri: str | None) -> Path:
-    from autoaug.tracking import client_for, default_tracking_uri
+    from autoaug.search.tracking import client_for, default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
     client = client_for(uri)
@@ -155,9 +156,9 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     out_root = Path(out).expanduser().resolve()
     out_root.mkdir(parents=True, exist_ok=True)
 
-    from autoaug.cluster import concurrent, start_ray, trial_resources
-    from autoaug.datasets import folder_name, load_dataset
-    from autoaug.final import FinalSettings, run_finals
+    from autoaug.data.datasets import folder_name, load_dataset
+    from autoaug.report.finals import FinalSettings, run_finals
+    from autoaug.search.cluster import concurrent, start_ray, trial_resources
 
     data = load_dataset(s["dataset"], train_size=s["train_size"], seed=s["seed"])
     if compared is None:
@@ -199,7 +200,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
                 tracker.log_final(record, params)
     quality = None
     if any(p.synthetic for p in policies):  # train the generators here, so that the parallel runs only load them
-        from autoaug.ablation import generator_quality
+        from autoaug.report.ablation import generator_quality
 
         quality = generator_quality(data, policies, seed_list, echo)
     before = max((r["elapsed"] for r in earlier), default=0.0)
@@ -284,7 +285,7 @@ def _tracker(found: FinishedSearch, echo: Callable[[str], None]) -> Any:
     if found.parent_run_id is None or found.tracking_uri is None:
         echo(f"note: {found.folder} records no MLflow run (no mlflow.json); the final runs are not tracked")
         return None
-    from autoaug.tracking import FinalTracker
+    from autoaug.search.tracking import FinalTracker
 
     return FinalTracker(found.tracking_uri, found.parent_run_id, echo)
 
@@ -298,9 +299,9 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
     ``final``; returns the document blocks (with the synthetic-data section when ``quality`` is given)."""
     import pandas as pd
 
-    from autoaug import plots
-    from autoaug.augment import Augmenter
-    from autoaug.batches import to_float
+    from autoaug.augment.augmenter import Augmenter
+    from autoaug.report import plots
+    from autoaug.train.batches import to_float
 
     s = found.settings
     pd.DataFrame(rows).to_csv(folder / "comparison.csv", index=False)
@@ -395,7 +396,7 @@ def _write(folder: Path, found: FinishedSearch, data: Any, policies: list[Policy
                          f"(study `{s['study']}`)."),
                    *(("img", fig) for fig in plots.optuna_views(found.folder / STUDY_FILE, s["study"], folder))]
     if quality is not None:
-        from autoaug.ablation import synthetic_blocks
+        from autoaug.report.ablation import synthetic_blocks
 
         also = (SEARCHED,) if _search_generators(s) else ()  # the search chose a ratio: show it beside the others
         blocks += synthetic_blocks(folder, data, policies, rows, quality, also=also)
@@ -575,8 +576,9 @@ def _search_cost(found: FinishedSearch, rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _selection_blocks(found: FinishedSearch) -> list[Block]:
-    """The search's selection stage (:mod:`autoaug.selection`): its table and the paired line against ``none``."""
-    from autoaug.selection import table
+    """The search's selection stage (:mod:`autoaug.search.selection`): its table and the paired line against
+    ``none``."""
+    from autoaug.search.selection import table
 
     chosen, rows = found.settings.get("selection"), table(found.trials)
     if not chosen or rows is None:
@@ -608,8 +610,8 @@ def _reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequen
                default: Sequence[str]) -> str:
     """The search command with the settings that differ from its budget, and the report command on the
     search files copied into ``report`` (``--compare`` where ``compared`` is not ``none`` and the ``default``)."""
-    from autoaug.policy import PRESETS
-    from autoaug.tune import BUDGETS
+    from autoaug.augment.presets import PRESETS
+    from autoaug.search.driver import BUDGETS
 
     s = found.settings
     b = BUDGETS[s["budget"]]
@@ -620,7 +622,7 @@ def _reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequen
             args.append(f"--{key.replace('_', '-')} {s[key]}")
     if s.get("scheduler", "asha") != "asha":
         args.append(f"--scheduler {s['scheduler']}")
-    from autoaug.search_space import load_space, space_for_dataset
+    from autoaug.search.space import load_space, space_for_dataset
 
     if s.get("space") and s["space"] != load_space(space_for_dataset(s["dataset"])).source:
         args.append(f"--space {s['space']}")

@@ -249,8 +249,8 @@ class FinalTracker(_Runs):
         self.experiment_id = self.client.get_run(parent_id).info.experiment_id
 
     def log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str | None:
-        """One run for one final record (see :func:`autoaug.final.final_run`); FAILED with its error if it has one.
-        ``None`` when the server is lost."""
+        """One run for one final record (see :func:`autoaug.report.finals.final_run`); FAILED with its error if it
+        has one. ``None`` when the server is lost."""
         run_id = self._log_final(record, params)
         self.missed(f"{record['policy']} seed {record['seed']}")
         return run_id
@@ -313,7 +313,7 @@ def trial_error(trial: Any) -> str:
 
 def tune_callback(parent_id: str, epochs: int, role: str = "trial") -> Any:
     """A Ray Tune callback that mirrors every trial into child runs of ``parent_id`` (tagged ``autoaug.role``:
-    ``trial``, or ``selection`` for the re-runs of :mod:`autoaug.selection`).
+    ``trial``, or ``selection`` for the re-runs of :mod:`autoaug.search.selection`).
 
     It holds only the run id and finds the live :class:`SearchTracker` in :data:`ACTIVE`, so the copy that
     Tune pickles with the experiment keeps working when a search is resumed in a new process. A child run is
@@ -324,7 +324,9 @@ def tune_callback(parent_id: str, epochs: int, role: str = "trial") -> Any:
 
     class MLflowTrials(Callback):
         def _child(self, trial: Any) -> tuple[SearchTracker, str]:
-            from autoaug.tracking import ACTIVE  # the live registry: a pickled copy of this class has its own globals
+            from autoaug.search.tracking import (
+                ACTIVE,  # the live registry: a pickled copy of this class has its own globals
+            )
 
             tracker = ACTIVE[parent_id]
             run_id = tracker.child(trial.trial_id, dict(trial.config), role)

@@ -22,9 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from autoaug.document import Block
+from autoaug.augment.policy import Policy, Synthetic
+from autoaug.augment.presets import resolve_policy
 from autoaug.errors import AutoaugError
-from autoaug.policy import Policy, Synthetic, resolve_policy
+from autoaug.report.document import Block
 
 
 def ratio_policies(policy: Policy, ratios: Sequence[float], generator: str, epochs: int = 20) -> list[Policy]:
@@ -39,8 +40,8 @@ def generator_quality(data: Any, policies: Sequence[Policy], seeds: Sequence[int
     """Training seconds and fidelity of every generator the ``policies`` use on ``seeds`` (trained now where
     not cached), and the ``real`` floor, as a classifier trained on the real training images (smallcnn, 5
     epochs) sees them: ``{"generators": [{kind, epochs, seed, seconds, synthetic_acc, frechet}], "real": …}``."""
-    from autoaug.synthetic import fidelity, generator_for, real_frechet
-    from autoaug.train import TrainConfig, evaluate, resolve_device, train
+    from autoaug.data.synthetic import fidelity, generator_for, real_frechet
+    from autoaug.train.trainer import TrainConfig, evaluate, resolve_device, train
 
     used = sorted({(p.synthetic.generator, p.synthetic.epochs) for p in policies if p.synthetic})
     device = resolve_device("auto")
@@ -62,9 +63,9 @@ def synthetic_blocks(folder: Path, data: Any, policies: Sequence[Policy], rows: 
     """The ratio table and plot (``ratio.png``), a sample grid per generator (``samples-KIND.png``) and the
     generators' cost and fidelity, for the ``policies`` (and their summary ``rows``) of one comparison that
     mix generated images in, beside ``reference`` and the policies named in ``also``."""
-    from autoaug import plots
-    from autoaug.summary import diff, pm
-    from autoaug.synthetic import generator_for, sample_grid
+    from autoaug.data.synthetic import generator_for, sample_grid
+    from autoaug.report import plots
+    from autoaug.report.summary import diff, pm
 
     by_name = {p.name: p for p in policies}
     shown = sorted((r for r in rows if by_name[r["policy"]].synthetic or r["policy"] in (reference, *also)),
@@ -127,11 +128,11 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
     if not isinstance(seeds, int) or seeds < 1:
         raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
     policies = ratio_policies(resolve_policy(policy), ratios, generator, generator_epochs)
-    from autoaug.cluster import start_ray, trial_resources
-    from autoaug.datasets import folder_name, load_dataset
-    from autoaug.final import FinalSettings, run_finals
-    from autoaug.summary import by_policy, comparison_rows
-    from autoaug.train import TrainConfig
+    from autoaug.data.datasets import folder_name, load_dataset
+    from autoaug.report.finals import FinalSettings, run_finals
+    from autoaug.report.summary import by_policy, comparison_rows
+    from autoaug.search.cluster import start_ray, trial_resources
+    from autoaug.train.trainer import TrainConfig
 
     base = TrainConfig(model=model, epochs=epochs, batch_size=batch_size)
     data = load_dataset(dataset, train_size=train_size, seed=0)
@@ -182,7 +183,7 @@ def _write(folder: Path, data: Any, policies: list[Policy], rows: list[dict[str,
     """Table, CSV, records, plots and the Markdown page into ``folder``."""
     import pandas as pd
 
-    from autoaug.document import environment, to_markdown
+    from autoaug.report.document import environment, to_markdown
 
     pd.DataFrame(rows).to_csv(folder / "ablation.csv", index=False)
     (folder / "runs.json").write_text(json.dumps({"records": records, "generators": quality}, indent=1, default=str))

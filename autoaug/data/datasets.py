@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autoaug.data.names import DEFAULT_DATASET
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.files import atomic
 from autoaug.seeding import derive_seed, make_generator
@@ -31,8 +32,8 @@ FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-EMBEDDED_FILE = Path(__file__).parent / "data" / "fashion_mnist_small.npz"
-CIFAR_SMALL_FILE = Path(__file__).parent / "data" / "cifar10_small.npz"  # scripts/make_cifar10_small.py
+EMBEDDED_FILE = Path(__file__).parent / "fashion_mnist_small.npz"
+CIFAR_SMALL_FILE = Path(__file__).parent / "cifar10_small.npz"  # scripts/make_cifar10_small.py
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 HUB_HOST = ("huggingface.co", 443)
 
@@ -151,7 +152,6 @@ PREFIXED = {
     "imagefolder": "PATH/train/CLASS/* and PATH/test/CLASS/*, any format PIL reads",
     "parquet": "PATH/train*.parquet and PATH/test*.parquet in the hub schema (image + label columns)",
 }
-DEFAULT_DATASET = "fashion_mnist_small"
 
 
 def folder_name(spec: str) -> str:

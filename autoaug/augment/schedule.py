@@ -2,7 +2,7 @@
 
 Parametric kinds are pure functions of training progress (``factor(progress)``). Adaptive kinds
 (``feedback``, ``augnet``) are driven by the training state at run time by the controllers in
-:mod:`autoaug.adaptive`; here they are only named and validated, so a policy file can hold them.
+:mod:`autoaug.augment.adaptive`; here they are only named and validated, so a policy file can hold them.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class Schedule:
 
     @property
     def adaptive(self) -> bool:
-        """True for kinds driven by the training state (see :mod:`autoaug.adaptive`)."""
+        """True for kinds driven by the training state (see :mod:`autoaug.augment.adaptive`)."""
         return self.kind in ADAPTIVE
 
     def factor(self, progress: float) -> float:
