@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench fashion-mnist clean
+.PHONY: demo test test-slow lint bench fashion-mnist clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,14 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/autoaug search cifar10_small --budget demo --report-seeds 2 --reports autoaug-runs/reports
 
+# the fast suite; PYTEST_ARGS adds pytest options (e.g. PYTEST_ARGS=--durations=25)
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the multi-minute tests: kill -9 at every stage, a killed trial worker, a lost MLflow server, read-only storage,
+# user data under odd paths, a two-node Ray cluster
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -12,7 +12,8 @@ import argparse
 import numpy as np
 import torch
 
-from autoaug.data.datasets import CIFAR_SMALL_FILE, load_raw, stratified_split
+from autoaug.data.datasets import load_raw, stratified_split
+from autoaug.data.sources import CIFAR_SMALL_FILE
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ import argparse
 import numpy as np
 import torch
 
-from autoaug.data.datasets import DEBIAN_FASHION_DIR, EMBEDDED_FILE, read_idx, stratified_split
+from autoaug.data.datasets import stratified_split
+from autoaug.data.sources import DEBIAN_FASHION_DIR, EMBEDDED_FILE, read_idx
 from autoaug.seeding import derive_seed, make_generator
 
 

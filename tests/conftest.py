@@ -15,6 +15,20 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_ray_folder() -> None:
+    """Every Ray this test run starts (here or in the commands it runs) keeps its files in a folder of the run's
+    own, named on its node processes' command lines: :func:`ray_processes` counts those alone, so two test runs
+    on one machine do not see each other's Ray. Short, because Ray's socket paths are limited."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="aa-", dir="/tmp")
+    os.environ["RAY_TMPDIR"] = folder
+    yield
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def photo() -> torch.Tensor:
     """Real RGB photos (scikit-image), resized to 32x32: float ``[3, 3, 32, 32]`` in [0, 1]."""
@@ -90,11 +104,28 @@ def stop_group(proc, timeout: float) -> None:
 
 
 def ray_processes() -> set[int]:
-    """PIDs of Ray's node processes on this machine."""
+    """PIDs of the node processes (raylet, GCS, agents) of the Ray instances this test run started."""
     import subprocess
 
-    out = subprocess.run(["pgrep", "-f", "raylet|gcs_server"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+    out = subprocess.run(["pgrep", "-f", os.environ["RAY_TMPDIR"]], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()} - {os.getpid()}
+
+
+def own_ray_workers(title: str) -> set[int]:
+    """PIDs of the Ray worker processes titled ``title`` (e.g. ``ray::ImplicitFunc.train``) that belong to a Ray
+    this test run started: their environment names the run's Ray folder."""
+    from pathlib import Path
+
+    mark = f"RAY_TMPDIR={os.environ['RAY_TMPDIR']}".encode()
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(title.encode()) \
+                    and mark in (proc / "environ").read_bytes().split(b"\0"):
+                found.add(int(proc.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from autoaug.data.datasets import (
-    DEBIAN_FASHION_DIR,
-    DEFAULT_DATASET,
-    cache_dir,
-    load_dataset,
-    load_raw,
-    stratified_split,
-)
+from autoaug.data.cache import cache_dir
+from autoaug.data.datasets import DEFAULT_DATASET, load_dataset, load_raw, stratified_split
+from autoaug.data.sources import DEBIAN_FASHION_DIR
 from autoaug.errors import AutoaugError
 
 
@@ -157,10 +152,17 @@ def test_unknown_dataset_and_bad_sizes() -> None:
 
 
 def test_hub_dataset_offline_fails_fast_naming_alternatives() -> None:
+    """The hub (here a closed port on this machine, whatever the machine's network) does not answer: the load
+    fails at once, naming what loads offline."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
     code = "from autoaug.data.datasets import load_raw\nload_raw('cifar10')"
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "0"})
+                          env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{closed}"})
     assert time.perf_counter() - t0 < 30
     assert "cannot load 'cifar10'" in proc.stderr and "fashion_mnist_small" in proc.stderr
     assert "imagefolder:PATH" in proc.stderr
@@ -181,6 +183,6 @@ def test_real_fashion_mnist_from_debian() -> None:
     ("imagefolder:~/my data:v2", "imagefolder-my_data_v2"), ("parquet:/", "parquet-root"),
 ])
 def test_folder_names_of_dataset_specs_are_safe(spec: str, name: str) -> None:
-    from autoaug.data.datasets import folder_name
+    from autoaug.data.sources import folder_name
 
     assert folder_name(spec) == name and "/" not in name and ":" not in name

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ray_processes, serve_mlflow
+from conftest import own_ray_workers, ray_processes, serve_mlflow
 
 SEARCH = [sys.executable, "-m", "autoaug", "search", "--budget", "tiny", "--trials", "5", "--epochs", "2",
           "--train-size", "400", "--name", "r"]
@@ -121,24 +121,17 @@ def test_a_killed_search_resumes_without_losing_or_repeating_work(tmp_path: Path
         assert third.returncode == 2 and "has finished and its report is in" in third.stderr, third.stderr
 
 
-def _trial_workers() -> dict[int, str]:
-    """Ray worker processes running a trial now (their title is ``ray::ImplicitFunc.train``)."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    return {int(pid): title for pid, _, title in (line.strip().partition(" ") for line in out.splitlines())
-            if title.startswith("ray::ImplicitFunc.train")}
-
-
 @pytest.mark.slow
 def test_a_killed_trial_worker_is_retried_and_the_search_finishes(tmp_path: Path) -> None:
     """kill -9 the Ray worker process of a running trial: Tune runs the trial again (once) and the search ends
     with every trial complete, each with one MLflow run."""
-    before, ours = ray_processes(), set(_trial_workers())
+    before, earlier = ray_processes(), own_ray_workers("ray::ImplicitFunc.train")
     cmd = _command(tmp_path, "--epochs", "6", "--train-size", "2000", "--scheduler", "fifo", "--select", "0")
     proc = subprocess.Popen(cmd, stdout=(tmp_path / "search.log").open("w"), stderr=subprocess.STDOUT, cwd=tmp_path)
     deadline, seen = time.time() + 400, {}
     while True:  # a worker seen training for a second: mid-trial
         assert proc.poll() is None and time.time() < deadline, (tmp_path / "search.log").read_text()
-        now = set(_trial_workers()) - ours
+        now = own_ray_workers("ray::ImplicitFunc.train") - earlier  # this search's trial workers
         seen = {pid: seen.get(pid, time.time()) for pid in now}
         if victims := [pid for pid, since in seen.items() if time.time() - since > 1.0]:
             break

@@ -9,7 +9,7 @@ import torch
 
 from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
 from autoaug.errors import AutoaugError
-from autoaug.search.driver import _val_every
+from autoaug.search.budgets import val_every
 from autoaug.train.precision import Compute, cpu_has_fast_bf16, resolve_precision
 from autoaug.train.trainer import TrainConfig, Trainer, evaluate, train
 
@@ -74,6 +74,6 @@ def test_validation_runs_about_ten_times_and_after_the_last_epoch(data) -> None:
 
 @pytest.mark.parametrize(("grace", "epochs", "every"), [(10, 30, 2), (10, 40, 2), (15, 60, 5), (1, 2, 1), (6, 6, 1)])
 def test_search_validates_on_every_asha_rung(grace: int, epochs: int, every: int) -> None:
-    assert _val_every(grace, epochs) == every
+    assert val_every(grace, epochs) == every
     rungs = [grace * 3**k for k in range(5) if grace * 3**k <= epochs]
     assert all(r % every == 0 for r in rungs)

@@ -12,8 +12,10 @@ from conftest import ray_processes
 from autoaug.augment.presets import PRESETS
 from autoaug.errors import AutoaugError
 from autoaug.report.document import to_html, to_markdown
-from autoaug.report.reporter import SEARCHED, compared_policies, make_report, twin_of
+from autoaug.report.finished import SEARCHED
+from autoaug.report.reporter import compared_policies, make_report, twin_of
 from autoaug.report.summary import by_policy, comparison_rows, main_table
+from autoaug.search import SearchRecord
 from autoaug.train.metrics import classification_metrics, confusion_matrix
 
 FIGURES = {"learning_curves.png", "policy.png", "magnitudes.png", "search_progress.png", "confusion.png",
@@ -91,16 +93,16 @@ def test_a_report_on_other_seeds_reuses_the_runs_of_the_seeds_it_shares(report, 
 def test_final_runs_train_with_the_searchs_recipe(search) -> None:
     from dataclasses import replace
 
-    from autoaug.report.reporter import load_search
-    from autoaug.search.driver import BUDGETS
+    from autoaug.report import load_search
+    from autoaug.search import BUDGETS
 
     found = load_search(search[0].output_dir)
     tiny = found.train_config()
     assert (tiny.optimizer, tiny.lr, tiny.weight_decay, tiny.epochs) == ("adam", 1e-3, 0.0, 3)
-    demo = replace(found, settings={**found.settings, **BUDGETS["demo"].recipe()}).train_config("fp32")
+    demo = replace(found, record=found.record.replace(**BUDGETS["demo"].recipe())).train_config("fp32")
     assert (demo.optimizer, demo.lr, demo.weight_decay, demo.precision) == ("sgd", 0.05, 5e-4, "fp32")
-    older = {k: v for k, v in found.settings.items() if k not in ("optimizer", "lr", "weight_decay")}
-    assert replace(found, settings=older).train_config().optimizer == "adam"
+    older = found.record.replace(optimizer=None, lr=None, weight_decay=None)  # a search that recorded no recipe
+    assert replace(found, record=older).train_config().optimizer == "adam"
 
 
 def test_comparison_is_paired_by_seed(report) -> None:
@@ -157,7 +159,8 @@ def test_bad_search_argument(tmp_path: Path) -> None:
         make_report("nope")
     unfinished = tmp_path / "s"
     unfinished.mkdir()
-    (unfinished / "search.json").write_text(json.dumps({"dataset": "fashion_mnist_small"}))
+    SearchRecord("fashion_mnist_small", "convnet", trials=4, epochs=2, batch_size=64, budget="tiny",
+                 seed=0).to_file(unfinished)  # as a search writes it when it starts
     with pytest.raises(AutoaugError, match=r"holds no finished trial .*autoaug search fashion_mnist_small --resume"):
         make_report(unfinished)
     with pytest.raises(AutoaugError, match=r"MLflow run .0{32}. does not exist"):
@@ -238,18 +241,18 @@ def test_compared_policies_put_none_first_and_name_files(tmp_path: Path) -> None
 
 
 def test_journal_keeps_finished_runs_and_skips_a_torn_line(tmp_path: Path) -> None:
-    from autoaug.report.reporter import _read_journal
+    from autoaug.report.journal import read_journal
 
     path = tmp_path / ".runs-x.jsonl"
-    assert _read_journal(path) == []
+    assert read_journal(path) == []
     path.write_text(json.dumps({"policy": "none", "seed": 1, "elapsed": 3.0}) + "\n" + '{"policy": "base')
-    assert _read_journal(path) == [{"policy": "none", "seed": 1, "elapsed": 3.0}]
+    assert read_journal(path) == [{"policy": "none", "seed": 1, "elapsed": 3.0}]
 
 
 def test_a_searched_policy_equal_to_a_compared_one_is_trained_once(search, tmp_path: Path) -> None:
     import shutil
 
-    from autoaug.report.reporter import SEARCH_FILES
+    from autoaug.report.finished import SEARCH_FILES
 
     result, _ = search
     copy = tmp_path / "search"  # without its mlflow.json: not logged beside the other report
@@ -270,15 +273,15 @@ def test_a_searched_policy_equal_to_a_compared_one_is_trained_once(search, tmp_p
 
 
 def test_the_searched_policy_is_compared_with_the_best_compared_policy() -> None:
-    from autoaug.report.reporter import _versus_best
+    from autoaug.report.prose import versus_best
 
     def runs(*accs: float) -> list[dict]:
         return [{"seed": seed, "test": {"acc": acc}} for seed, acc in zip((1, 2, 3), accs, strict=True)]
 
     groups = {"searched": runs(0.70, 0.71, 0.72), "none": runs(0.60, 0.61, 0.62), "cropflip": runs(0.69, 0.70, 0.70),
               "cropflip+randaugment": runs(0.65, 0.66, 0.64)}
-    line = _versus_best(groups)
+    line = versus_best(groups)
     assert "`cropflip` (highest mean test accuracy)" in line and "+0.0133" in line and "(n = 3)" in line
     twin = {**groups, "searched": groups["cropflip"]}
-    assert _versus_best(twin) == " The searched policy is `cropflip`, the best of the compared policies."
-    assert _versus_best({"searched": groups["searched"], "none": groups["none"]}) == ""
+    assert versus_best(twin) == " The searched policy is `cropflip`, the best of the compared policies."
+    assert versus_best({"searched": groups["searched"], "none": groups["none"]}) == ""

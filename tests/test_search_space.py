@@ -11,7 +11,8 @@ from autoaug.augment.ops import OPS
 from autoaug.augment.policy import OpConfig, Policy
 from autoaug.augment.presets import BASES, GROUPS, NATURAL_STANDARDS, OTHER_STANDARDS, PRESETS, layered
 from autoaug.errors import AutoaugError
-from autoaug.search.driver import _searcher
+from autoaug.search.experiment import preset_points
+from autoaug.search.hooks import searcher
 from autoaug.search.space import SPACES_DIR, load_space, space_for_dataset
 from autoaug.train.trainer import TrainConfig
 
@@ -120,9 +121,10 @@ def test_unknown_space_name() -> None:
 
 
 def _samples(seed: int, image_shape: tuple[int, ...] = (3, 32, 32)) -> list[dict]:
-    searcher = _searcher(load_space("default"), seed=seed, base=TrainConfig(epochs=3), trials=8,
-                         image_shape=image_shape)
-    return [searcher.suggest(f"t{i}") for i in range(8)]
+    space = load_space("default")
+    points = list(preset_points(space, TrainConfig(epochs=3), image_shape).values())
+    tpe = searcher(space, seed=seed, points=points, trials=8, epochs=3)
+    return [tpe.suggest(f"t{i}") for i in range(8)]
 
 
 @pytest.mark.parametrize(("shape", "first"), [((3, 32, 32), ("none", *NATURAL_STANDARDS)),

@@ -64,7 +64,7 @@ def test_the_best_mean_over_all_seeds_wins_and_is_paired_with_none() -> None:
     table = chosen.columns(FRAME)
     assert table.loc[table["trial_id"] == "b", "selection.picked"].item()
     assert table.loc[table["trial_id"] == "c", "selection.role"].item() == ""
-    header, rows = selection.table(table)
+    header, rows = selection.selection_table(table)
     assert header == ["trial", "candidate as", "seed 0", "seed 1", "seed 2", "mean", "picked"]
     assert rows[0] == ["b", "top 2", "0.8400", "0.8500", "0.8600", "0.8500", "yes"]
     assert chosen.to_dict()["versus_none"]["verdict"] == "better"

@@ -265,7 +265,8 @@ def test_report_with_a_synthetic_policy_has_the_synthetic_section(search, tmp_pa
     import pandas as pd
 
     from autoaug.augment.policy import Policy, Synthetic
-    from autoaug.report.reporter import SEARCH_FILES, make_report
+    from autoaug.report import make_report
+    from autoaug.report.finished import SEARCH_FILES
 
     result, _ = search
     copy = tmp_path / "search"  # without its mlflow.json: this report is not logged beside the other one

@@ -8,7 +8,7 @@ from conftest import ray_processes as _ray_processes
 
 from autoaug.augment.policy import Policy
 from autoaug.errors import AutoaugError
-from autoaug.search.driver import tune_policy
+from autoaug.search import SearchRecord, tune_policy
 
 
 def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: str) -> None:
@@ -70,10 +70,10 @@ def test_selection_trains_the_best_trial_the_best_standard_and_none_again(tmp_pa
     assert chosen["selection.mean_val_acc"].tolist() == pytest.approx(means.tolist())
     picked = chosen.index[chosen["selection.picked"]].tolist()
     assert picked == [means.idxmax()] and result.best_val_acc == pytest.approx(means.max())
-    settings = __import__("json").loads((result.output_dir / "search.json").read_text())
-    assert settings["best_trial_id"] == picked[0] and settings["selection"]["seeds"] == [0, 1]
+    record = SearchRecord.from_file(result.output_dir)
+    assert record.best_trial_id == picked[0] and record.selection["seeds"] == [0, 1]
     if picked[0] != none:
-        vs = settings["selection"]["versus_none"]
+        vs = record.selection["versus_none"]
         assert vs["mean"] == pytest.approx(means[picked[0]] - means[none]) and vs["n"] == 2
 
 
@@ -131,39 +131,41 @@ def test_failing_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> N
 
 
 def test_resume_takes_every_setting_from_the_search_it_resumes() -> None:
-    from autoaug.search.driver import _resumed
+    from autoaug.search import SearchRecord
+    from autoaug.search.settings import resumed
 
-    saved = {"dataset": "fashion_mnist_small", "space": "search_spaces/default.yaml", "model": "convnet",
-             "trials": 40, "epochs": 40, "budget": "medium", "train_size": 10000, "scheduler": "asha", "seed": 0,
-             "precision": "auto", "compile": False, "select": 3}
+    fields = {"dataset": "fashion_mnist_small", "space": "search_spaces/default.yaml", "model": "convnet",
+              "trials": 40, "epochs": 40, "batch_size": 64, "budget": "medium", "train_size": 10000,
+              "scheduler": "asha", "seed": 0, "precision": "fp32", "compile": False, "select": 3}
+    saved = SearchRecord(**fields)
     nothing = dict.fromkeys(("space", "model", "trials", "epochs", "budget", "train_size", "scheduler", "seed",
                              "precision", "compile", "select"))
-    assert _resumed(nothing, saved, "fashion_mnist_small") == {k: saved[k] for k in nothing}
+    assert resumed(nothing, saved, "fashion_mnist_small") == {k: fields[k] for k in nothing}
     same = {**nothing, "budget": "medium", "space": "default", "seed": 0}
-    assert _resumed(same, saved, "fashion_mnist_small")["trials"] == 40
+    assert resumed(same, saved, "fashion_mnist_small")["trials"] == 40
     with pytest.raises(AutoaugError, match="--budget 'small' contradicts the resumed search's 'medium'"):
-        _resumed({**nothing, "budget": "small"}, saved, "fashion_mnist_small")
+        resumed({**nothing, "budget": "small"}, saved, "fashion_mnist_small")
     with pytest.raises(AutoaugError, match="--train-size 4000 contradicts the resumed search's 10000"):
-        _resumed({**nothing, "train_size": 4000}, saved, "fashion_mnist_small")
+        resumed({**nothing, "train_size": 4000}, saved, "fashion_mnist_small")
     with pytest.raises(AutoaugError, match="dataset 'mnist' contradicts the resumed search's 'fashion_mnist_small'"):
-        _resumed(nothing, saved, "mnist")
-    old = {k: v for k, v in saved.items() if k not in ("precision", "compile", "select")}  # an older search
-    assert _resumed(nothing, old, "fashion_mnist_small")["precision"] is None
+        resumed(nothing, saved, "mnist")
+    old = SearchRecord.from_dict({k: v for k, v in fields.items() if k not in ("precision", "compile", "select")})
+    assert resumed(nothing, old, "fashion_mnist_small")["precision"] == "auto"  # an older search: the default
 
 
 def test_tunes_warning_about_trials_without_result_files_is_not_shown(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from autoaug.search.driver import _drop_fetch_warnings
+    from autoaug.search.hooks import drop_fetch_warnings
 
     log = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    log.addFilter(_drop_fetch_warnings)
+    log.addFilter(drop_fetch_warnings)
     try:
         with caplog.at_level(logging.WARNING):
             log.warning("Failed to fetch metrics for 1 trial(s):\n- t1: FileNotFoundError('/tmp/x/progress.csv')")
             log.warning("something else")
     finally:
-        log.removeFilter(_drop_fetch_warnings)
+        log.removeFilter(drop_fetch_warnings)
     assert [r.getMessage() for r in caplog.records] == ["something else"]
 
 
@@ -174,18 +176,18 @@ def test_a_resumed_searchs_asha_judges_against_the_recorded_rung() -> None:
 
     from ray.tune.schedulers import TrialScheduler
 
-    from autoaug.search.driver import RUNGS, _asha
+    from autoaug.search.hooks import RUNGS, asha
 
     recorded = {"a": {1: 0.5, 4: 0.90}, "b": {4: 0.80}, "c": {2: 0.6, 4: 0.70}}
 
     def judge(history: dict[str, dict[int, float]]) -> str:
         RUNGS["s"] = history
         try:
-            asha = _asha("s", epochs=5, grace=4)
-            asha.set_search_properties("val_acc", "max")
+            scheduler = asha("s", epochs=5, grace=4)
+            scheduler.set_search_properties("val_acc", "max")
             for trial_id in [*recorded, "d"]:
-                asha.on_trial_add(None, SimpleNamespace(trial_id=trial_id))
-            return asha.on_trial_result(None, SimpleNamespace(trial_id="d"), {"epoch": 4, "val_acc": 0.75})
+                scheduler.on_trial_add(None, SimpleNamespace(trial_id=trial_id))
+            return scheduler.on_trial_result(None, SimpleNamespace(trial_id="d"), {"epoch": 4, "val_acc": 0.75})
         finally:
             RUNGS.pop("s")
 

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoaug.data.datasets import DatasetSplits, cache_dir
+from autoaug.data.cache import cache_dir
+from autoaug.data.datasets import DatasetSplits
 from autoaug.data.names import GENERATORS
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.files import atomic

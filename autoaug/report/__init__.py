@@ -6,8 +6,9 @@ from __future__ import annotations
 from autoaug.lazy import attach
 
 __getattr__, __dir__ = attach(__name__, {
-    "make_report": "reporter", "Report": "reporter", "load_search": "reporter", "FinishedSearch": "reporter",
-    "compared_policies": "reporter", "describe": "reporter",
+    "make_report": "reporter", "Report": "reporter", "compared_policies": "reporter",
+    "load_search": "finished", "FinishedSearch": "finished",
+    "describe": "prose",
     "ablate_synthetic": "ablation",
 })
 __all__ = __dir__()

@@ -128,7 +128,8 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
     if not isinstance(seeds, int) or seeds < 1:
         raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
     policies = ratio_policies(resolve_policy(policy), ratios, generator, generator_epochs)
-    from autoaug.data.datasets import folder_name, load_dataset
+    from autoaug.data.datasets import load_dataset
+    from autoaug.data.sources import folder_name
     from autoaug.report.finals import FinalSettings, run_finals
     from autoaug.report.summary import by_policy, comparison_rows
     from autoaug.search.cluster import start_ray, trial_resources

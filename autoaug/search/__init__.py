@@ -7,8 +7,9 @@ from autoaug.lazy import attach
 
 __getattr__, __dir__ = attach(__name__, {
     "tune_policy": "driver", "SearchResult": "driver",
-    "Budget": "driver", "BUDGETS": "driver",
+    "Budget": "budgets", "BUDGETS": "budgets",
+    "SearchRecord": "record", "STUDY_FILE": "record", "note_report": "record",
     "SearchSpace": "space", "load_space": "space", "space_for_dataset": "space",
-    "Selection": "selection",
+    "Selection": "selection", "selection_table": "selection",
 })
 __all__ = __dir__()

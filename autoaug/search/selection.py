@@ -65,7 +65,7 @@ class Selection:
         return d
 
 
-def table(trials: Any) -> tuple[list[str], list[list[str]]] | None:
+def selection_table(trials: Any) -> tuple[list[str], list[list[str]]] | None:
     """The stage as a table from trials.csv's columns (``None`` for a search without it): each candidate's role,
     validation accuracy per seed and mean, the picked one marked."""
     role = f"{PREFIX}role"

@@ -1,0 +1,136 @@
+"""One search's settings, resolved once from ``tune_policy``'s arguments, its budget, or the search it resumes."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autoaug.data.sources import folder_name
+from autoaug.errors import AutoaugError, choice_error
+from autoaug.search.budgets import BUDGETS, SCHEDULERS, rung_epoch, val_every
+from autoaug.search.record import FILE, SearchRecord
+from autoaug.search.space import SearchSpace, load_space, space_for_dataset
+from autoaug.train.trainer import TrainConfig
+
+RESUMABLE = ("space", "model", "trials", "epochs", "budget", "train_size", "scheduler", "seed", "precision",
+             "compile", "select")  # what a resumed search takes from its record
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What a search does (``record``, as search.json keeps it), where (``out``) and on what resources."""
+
+    record: SearchRecord
+    out: Path
+    space: SearchSpace
+    extra_seeds: int
+    resume: bool = False
+    tracking_uri: str | None = None
+    address: str | None = None
+    num_cpus: int | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    echo: Callable[[str], None] = print
+    live: bool = False
+
+    @property
+    def grace(self) -> int:
+        """The epoch of ASHA's rung."""
+        return rung_epoch(self.record.epochs)
+
+    def train_config(self) -> TrainConfig:
+        """Every trial's training settings (a trial's own seed and searched values go on top)."""
+        r = self.record
+        return TrainConfig(model=r.model, epochs=r.epochs, batch_size=r.batch_size, seed=r.seed,
+                           precision=r.precision, compile=r.compile,
+                           val_every=1 if r.scheduler == "pbt" else val_every(self.grace, r.epochs), **r.recipe())
+
+
+def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[str], name: str | None,
+            resume: bool, **run: Any) -> SearchSettings:
+    """The settings of a new search of ``dataset`` under ``storage`` (``given``: the arguments of
+    :data:`RESUMABLE`, ``None`` where left out), or of the one ``resume`` continues (``name``, or the latest
+    unfinished one of ``dataset``): its own settings, where a ``given`` one that differs is an error. ``run``: the
+    remaining fields of :class:`SearchSettings`."""
+    root = Path(storage).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise AutoaugError(f"storage {str(storage)!r} is a file; give a folder for the searches")
+    if resume:
+        out = root / name if name else latest_unfinished(root, dataset)
+        if out is None or not (out / FILE).is_file():
+            raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
+        saved = SearchRecord.from_file(out)
+        if saved.finished and saved.reported:
+            report = f" and its report is in {saved.report}" if saved.report else ""
+            raise AutoaugError(f"the search in {out} has finished{report}: nothing to resume")
+        given = resumed(given, saved, dataset)
+    else:
+        out = root / (name or f"{folder_name(dataset)}-{time.strftime('%Y%m%d-%H%M%S')}")
+    budget, scheduler = given["budget"] or "small", given["scheduler"] or "asha"
+    if budget not in BUDGETS:
+        raise choice_error("budget", budget, BUDGETS)
+    if scheduler not in SCHEDULERS:
+        raise choice_error("scheduler", scheduler, SCHEDULERS)
+    b = BUDGETS[budget]
+    space = load_space(given["space"] or ("per_op" if scheduler == "pbt" else space_for_dataset(dataset)))
+    if scheduler == "pbt" and space.layer:
+        raise AutoaugError(f"--scheduler pbt changes each op's magnitude and probability during training; the space "
+                           f"{space.source} is the compact one: give a per-op space, e.g. --space per_op")
+    select = b.select if given["select"] is None else given["select"]
+    if isinstance(select, bool) or not isinstance(select, int) or select < 0:
+        raise AutoaugError(f"select {select!r} must be 0 (no selection stage) or a positive number of trials")
+    if resume:
+        record = saved
+    else:
+        if out.exists():
+            raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
+        record = SearchRecord(
+            dataset=dataset, space=space.source, model=given["model"] or b.model, trials=given["trials"] or b.trials,
+            epochs=given["epochs"] or b.epochs, batch_size=b.batch_size, budget=budget,
+            train_size=given["train_size"] if given["train_size"] is not None else b.train_size,
+            scheduler=scheduler, seed=given["seed"] or 0, precision=given["precision"] or "auto",
+            compile=bool(given["compile"]), select=select, study=out.name if scheduler != "pbt" else None,
+            **b.recipe())
+    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, **run)
+    settings.train_config()  # a bad model, precision or recipe fails here, before anything is written
+    return settings
+
+
+def resumed(given: Mapping[str, Any], saved: SearchRecord, dataset: str) -> dict[str, Any]:
+    """The settings of a resumed search: its own (``saved``); a ``given`` one that differs is an error naming both
+    values."""
+    if saved.dataset != dataset:
+        raise AutoaugError(f"dataset {dataset!r} contradicts the resumed search's {saved.dataset!r}")
+    out = {}
+    for key, value in given.items():
+        kept = getattr(saved, key)
+        same = value is None or value == kept or (key == "space" and load_space(value).source == kept)
+        if not same:
+            raise AutoaugError(f"--{key.replace('_', '-')} {value!r} contradicts the resumed search's {kept!r}; "
+                               "leave it out to resume with the search's own")
+        out[key] = kept
+    if out["space"] is not None:  # as the search recorded it: a path of its own, or one in autoaug's search_spaces/
+        recorded = Path(out["space"])
+        out["space"] = str(recorded if recorded.exists() else space_file(recorded))
+    return out
+
+
+def latest_unfinished(root: Path, dataset: str) -> Path | None:
+    """The most recent search folder of ``dataset`` under ``root`` with a stage left: its trials (no best policy
+    yet) or its report (:func:`autoaug.search.record.note_report` has not noted one)."""
+    candidates = []
+    for path in root.glob(f"*/{FILE}"):
+        record = SearchRecord.from_file(path)
+        if record.dataset == dataset and not (record.finished and record.reported):
+            candidates.append(path.parent)
+    return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def space_file(source: str | os.PathLike[str]) -> Path:
+    """A space's file from its recorded ``source``: absolute, or relative to autoaug's own folder."""
+    path = Path(source)
+    return path if path.is_absolute() else Path(__file__).resolve().parents[2] / path
