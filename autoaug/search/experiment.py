@@ -49,7 +49,7 @@ def trials_tuner(settings: SearchSettings, trainable: Any, tracker: SearchTracke
 
     r, out, grace = settings.record, settings.out, settings.grace
     callbacks = [hooks.progress_callback(out.name, r.epochs), tune_callback(tracker.parent_id, r.epochs)]
-    if settings.resume and tune.Tuner.can_restore(str(out)):
+    if settings.resume and hooks.restorable(out):
         if r.scheduler == "asha" and (history := tracker.histories(METRIC)):
             RUNGS[out.name] = history
             settings.echo(f"ASHA's rung at epoch {grace} refilled with the recorded results of "
@@ -104,7 +104,7 @@ def run_selection(frame: Any, settings: SearchSettings, trainable_of: Trainable,
     PROGRESS[key] = SearchProgress(runs, r.epochs, status)
     trainable = trainable_of(rerun_trial, candidates=selection.parameters(frame, roles))
     try:
-        if tune.Tuner.can_restore(str(out / "selection")):
+        if hooks.restorable(out / "selection"):
             tuner = tune.Tuner.restore(str(out / "selection"), trainable=trainable, resume_errored=False,
                                        restart_errored=False)
         else:

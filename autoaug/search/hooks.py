@@ -191,6 +191,14 @@ def fit(tuner: Any, folder: Path) -> Any:
             signal.signal(signal.SIGINT, before)
 
 
+def restorable(folder: Path) -> bool:
+    """Whether the Tune experiment in ``folder`` can be restored: Tune saved both the tuner and the experiment's
+    state (a driver killed between the two leaves the tuner alone, which restores nothing: start anew)."""
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(folder)) and any(folder.glob("experiment_state-*.json"))
+
+
 def frame_of(grid: Any) -> Any:
     """One row per trial from its last result as Tune holds it in memory (``config/KEY`` columns as in
     ``ResultGrid.get_dataframe``, which rereads result files that PBT's pause-and-restore can leave short)."""

@@ -113,7 +113,7 @@ class SearchRecord:
         unknown = sorted(set(d) - names)
         if unknown:
             raise AutoaugError(f"unknown search record key {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
-        missing = sorted({"dataset", "model", "trials", "epochs", "batch_size", "budget", "seed"} - set(d))
+        missing = [k for k in ("dataset", "model", "trials", "epochs", "batch_size", "budget", "seed") if k not in d]
         if missing:
             raise AutoaugError(f"the search record has no {missing[0]!r}")
         return cls(**{**d, "version": VERSION}, generator_seconds=seconds, reported="report" in d)

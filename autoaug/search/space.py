@@ -36,7 +36,7 @@ class OpRange:
 
 @dataclass(frozen=True)
 class Layer:
-    """The compact space (:func:`autoaug.augment.policy.layered`): the base layers it may choose, the range of ops per
+    """The compact space (:func:`autoaug.augment.presets.layered`): the base layers it may choose, the range of ops per
     image, of the global magnitude, the styles, and each op group's probability range."""
 
     bases: tuple[str, ...] = ("none", "cropflip")

@@ -95,9 +95,11 @@ class Batches:
         real = self.size - self.fake
         perm = torch.randperm(len(self.y), generator=self.shuffle).to(self.device)
         for i in range(self.steps):
-            yield self._batch(perm[i * real : (i + 1) * real], (epoch + i / self.steps) / epochs)
+            yield self.batch(perm[i * real : (i + 1) * real], (epoch + i / self.steps) / epochs)
 
-    def _batch(self, idx: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, idx: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch at training ``progress``: the real images ``idx`` (augmented) and the synthetic share (drawn
+        from the generator's stream, augmented where the policy says so), images ``[B, C, H, W]``, labels ``[B]``."""
         xb, yb = to_float(self.x[idx]), self.y[idx]
         if self.synthetic is None:
             with self.aug_timer:

@@ -16,7 +16,7 @@ from autoaug.search.hooks import searcher
 from autoaug.search.space import SPACES_DIR, load_space, space_for_dataset
 from autoaug.train.trainer import TrainConfig
 
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
+REPORTS = Path(__file__).resolve().parents[2] / "reports"
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))

@@ -140,7 +140,7 @@ def test_each_batch_holds_the_exact_synthetic_share() -> None:
     # every epoch still sees every real image once
     assert trainer.batches.fake == 16 and trainer.batches.steps == 512 // 48
     state = trainer.batches.synthetic_rng.get_state()
-    xb, yb = trainer.batches._batch(torch.arange(48), 0.0)
+    xb, yb = trainer.batches.batch(torch.arange(48), 0.0)
     assert xb.shape == (64, 1, 8, 8) and torch.equal(yb[:48], data.train_y[:48])
     assert torch.allclose(xb[:48], 1 - data.train_x[:48].float() / 255)  # the real images went through the policy
     rng = make_generator(0)
