@@ -190,7 +190,7 @@ def cmd_ablate_synthetic(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
-    from autoaug.search.tracking import store_of
+    from autoaug.search import store_of
 
     uri, why = (args.tracking_uri, "as given") if args.tracking_uri else store_of(args.search, args.storage)
     print(f"MLflow UI for {uri} ({why}) at http://127.0.0.1:{args.port}  (Ctrl-C stops it)", flush=True)

@@ -132,7 +132,7 @@ def ablate_synthetic(dataset: str, *, ratios: Sequence[float] = (0.0, 0.1, 0.2, 
     from autoaug.data.sources import folder_name
     from autoaug.report.finals import FinalSettings, run_finals
     from autoaug.report.summary import by_policy, comparison_rows
-    from autoaug.search.cluster import start_ray, trial_resources
+    from autoaug.search import start_ray, trial_resources
     from autoaug.train.trainer import TrainConfig
 
     base = TrainConfig(model=model, epochs=epochs, batch_size=batch_size)

@@ -87,7 +87,7 @@ def final_run(policy: Policy, seed: int, data: DatasetSplits, settings: FinalSet
 
 def _remote_final(packed: dict[str, Any], policy: Policy, seed: int, settings: FinalSettings,
                   gpu_memory_fraction: float | None) -> dict[str, Any]:
-    from autoaug.search.cluster import node_id, unpack, worker_device
+    from autoaug.search import node_id, unpack, worker_device
 
     settings = replace(settings, base=replace(settings.base, device=worker_device(gpu_memory_fraction)))
     return {**final_run(policy, seed, unpack(packed), settings), "node_id": node_id()}
@@ -103,7 +103,7 @@ def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSp
     of metrics; the others go on. Needs a started Ray."""
     import ray
 
-    from autoaug.search.cluster import pack
+    from autoaug.search import pack
 
     ref = ray.put(pack(data, test=True))
     # no retries: a run that crashed is reported as failed, not silently trained again

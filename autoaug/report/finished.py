@@ -14,12 +14,12 @@ from typing import Any
 
 from autoaug.augment.policy import Policy
 from autoaug.errors import AutoaugError
-from autoaug.search import STUDY_FILE, SearchRecord
+from autoaug.search import RECORD_FILE, STUDY_FILE, SearchRecord
 from autoaug.train import TrainConfig
 
 SEARCHED = "searched"  # the searched policy's name in a report
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-SEARCH_FILES = ("search.json", "trials.csv", "best_policy.json")
+SEARCH_FILES = (RECORD_FILE, "trials.csv", "best_policy.json")
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def load_search(search: str | os.PathLike[str], tracking_uri: str | None = None)
 
 
 def _download_search(run_id: str, tracking_uri: str | None) -> Path:
-    from autoaug.search.tracking import client_for, default_tracking_uri
+    from autoaug.search import client_for, default_tracking_uri
 
     uri = tracking_uri or default_tracking_uri()
     client = client_for(uri)

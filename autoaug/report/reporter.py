@@ -153,7 +153,7 @@ def _final_runs(found: FinishedSearch, data: DatasetSplits, trained: Sequence[Po
     import ray
 
     from autoaug.report.finals import run_finals
-    from autoaug.search.cluster import concurrent, start_ray, trial_resources
+    from autoaug.search import concurrent, start_ray, trial_resources
 
     path = journal.journal_path(folder.parent, found, policies, settings)
     earlier = [r for r in journal.read_journal(path) if r["seed"] in seed_list]
@@ -212,6 +212,6 @@ def _tracker(found: FinishedSearch, echo: Callable[[str], None]) -> Any:
     if found.parent_run_id is None or found.tracking_uri is None:
         echo(f"note: {found.folder} records no MLflow run (no mlflow.json); the final runs are not tracked")
         return None
-    from autoaug.search.tracking import FinalTracker
+    from autoaug.search import FinalTracker
 
     return FinalTracker(found.tracking_uri, found.parent_run_id, echo)

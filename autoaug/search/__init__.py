@@ -8,8 +8,12 @@ from autoaug.lazy import attach
 __getattr__, __dir__ = attach(__name__, {
     "tune_policy": "driver", "SearchResult": "driver",
     "Budget": "budgets", "BUDGETS": "budgets",
-    "SearchRecord": "record", "STUDY_FILE": "record", "note_report": "record",
+    "SearchRecord": "record", "RECORD_FILE": "record", "STUDY_FILE": "record", "note_report": "record",
     "SearchSpace": "space", "load_space": "space", "space_for_dataset": "space",
     "Selection": "selection", "selection_table": "selection",
+    # what the report runs on: Ray (start or join it, size and place a run, share the data) and MLflow
+    "start_ray": "cluster", "trial_resources": "cluster", "concurrent": "cluster", "worker_device": "cluster",
+    "node_id": "cluster", "pack": "cluster", "unpack": "cluster",
+    "FinalTracker": "tracking", "client_for": "tracking", "default_tracking_uri": "tracking", "store_of": "tracking",
 })
 __all__ = __dir__()

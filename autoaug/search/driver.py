@@ -28,7 +28,7 @@ from autoaug.files import atomic
 from autoaug.progress import SearchProgress, Status
 from autoaug.search import experiment, hooks
 from autoaug.search.hooks import METRIC, MODE, PROGRESS, RUNGS
-from autoaug.search.record import STUDY_FILE, SearchRecord
+from autoaug.search.record import RECORD_FILE, STUDY_FILE, SearchRecord
 from autoaug.search.selection import Selection
 from autoaug.search.settings import SearchSettings, resolve, space_file
 from autoaug.search.study import write_study
@@ -177,7 +177,7 @@ def _launched(settings: SearchSettings) -> Iterator[_Run]:
     finally:
         if started:
             ray.shutdown()
-        tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / "search.json", out / STUDY_FILE,
+        tracker.finish(status, [out / "best_policy.json", out / "trials.csv", out / RECORD_FILE, out / STUDY_FILE,
                                 space_file(settings.space.source)], cause=cause)
 
 

@@ -21,7 +21,7 @@ from autoaug.files import write_text
 from autoaug.search.budgets import RECIPE
 
 VERSION = 2
-FILE = "search.json"
+RECORD_FILE = "search.json"
 STUDY_FILE = "optuna.db"  # the search's Optuna study, beside its other files (optuna-dashboard opens it)
 _GENERATOR_PREFIX = "generator_seconds."  # version 1 kept each generator's seconds in a key of its own
 
@@ -122,11 +122,11 @@ class SearchRecord:
     def from_file(cls, path: str | os.PathLike[str]) -> SearchRecord:
         """The record in ``path`` (a search.json, or a search folder holding one)."""
         path = Path(path)
-        path = path / FILE if path.is_dir() else path
+        path = path / RECORD_FILE if path.is_dir() else path
         try:
             d = json.loads(path.read_text())
         except FileNotFoundError:
-            raise AutoaugError(f"{str(path.parent)!r} is not a search folder: it has no {FILE}") from None
+            raise AutoaugError(f"{str(path.parent)!r} is not a search folder: it has no {RECORD_FILE}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise AutoaugError(f"{str(path)!r} is not valid JSON: {e}") from None
         if not isinstance(d, Mapping):
@@ -138,7 +138,7 @@ class SearchRecord:
 
     def to_file(self, folder: str | os.PathLike[str]) -> Path:
         """Write ``folder/search.json`` atomically; its path."""
-        path = Path(folder) / FILE
+        path = Path(folder) / RECORD_FILE
         write_text(path, json.dumps(self.to_dict(), indent=2))
         return path
 

@@ -12,7 +12,7 @@ from typing import Any
 from autoaug.data.sources import folder_name
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.search.budgets import BUDGETS, SCHEDULERS, rung_epoch, val_every
-from autoaug.search.record import FILE, SearchRecord
+from autoaug.search.record import RECORD_FILE, SearchRecord
 from autoaug.search.space import SearchSpace, load_space, space_for_dataset
 from autoaug.train.trainer import TrainConfig
 
@@ -61,7 +61,7 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
         raise AutoaugError(f"storage {str(storage)!r} is a file; give a folder for the searches")
     if resume:
         out = root / name if name else latest_unfinished(root, dataset)
-        if out is None or not (out / FILE).is_file():
+        if out is None or not (out / RECORD_FILE).is_file():
             raise AutoaugError(f"no unfinished search of {dataset!r} to resume under {root}")
         saved = SearchRecord.from_file(out)
         if saved.finished and saved.reported:
@@ -123,7 +123,7 @@ def latest_unfinished(root: Path, dataset: str) -> Path | None:
     """The most recent search folder of ``dataset`` under ``root`` with a stage left: its trials (no best policy
     yet) or its report (:func:`autoaug.search.record.note_report` has not noted one)."""
     candidates = []
-    for path in root.glob(f"*/{FILE}"):
+    for path in root.glob(f"*/{RECORD_FILE}"):
         record = SearchRecord.from_file(path)
         if record.dataset == dataset and not (record.finished and record.reported):
             candidates.append(path.parent)

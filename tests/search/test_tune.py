@@ -193,3 +193,14 @@ def test_a_resumed_searchs_asha_judges_against_the_recorded_rung() -> None:
 
     assert judge(recorded) == TrialScheduler.STOP  # 0.75 is below the top third of 0.9, 0.8, 0.7
     assert judge({}) == TrialScheduler.CONTINUE
+
+
+def test_a_tuner_without_its_experiment_state_is_not_restored(tmp_path: Path) -> None:
+    """A driver killed after Tune wrote its tuner but before the experiment's state: --resume starts anew."""
+    from autoaug.search.hooks import restorable
+
+    assert not restorable(tmp_path)
+    (tmp_path / "tuner.pkl").write_bytes(b"")
+    assert not restorable(tmp_path)
+    (tmp_path / "experiment_state-2026-12-03_16-36-18.json").write_text("{}")
+    assert restorable(tmp_path)
