@@ -21,6 +21,7 @@ from torchvision.transforms import InterpolationMode
 
 from autoaug.augment.ops import OPS
 from autoaug.augment.policy import Policy
+from autoaug.errors import AutoaugError
 
 BILINEAR = InterpolationMode.BILINEAR
 
@@ -106,16 +107,25 @@ APPLY: dict[str, Callable[[torch.Tensor, float, tuple[float, ...], torch.Generat
 
 class TorchvisionPolicy(v2.Transform):
     """``policy`` at training ``progress`` for one image at a time; random draws from a generator seeded with
-    ``seed`` (None: torch's global generator, as torchvision's own transforms)."""
+    ``seed`` (None: torch's global generator, as torchvision's own transforms). A scheduled policy follows its
+    schedule when the training loop calls :meth:`set_progress` (e.g. once an epoch), as the batched augmenter
+    does."""
 
     _transformed_types = (torch.Tensor,)
 
     def __init__(self, policy: Policy, progress: float = 0.0, seed: int | None = None) -> None:
         super().__init__()
-        self.policy, self.progress = policy.at(progress), progress
-        self.magnitudes = policy.magnitudes(progress)
-        self.base_magnitudes = policy.base_magnitudes(progress)
+        self.schedule_of = policy
+        self.set_progress(progress)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def set_progress(self, progress: float) -> None:
+        """Move to training ``progress`` in [0, 1]: the ops, magnitudes and stage the policy has there."""
+        if not 0.0 <= progress <= 1.0:
+            raise ValueError(f"progress {progress!r} is outside [0, 1]")
+        self.policy, self.progress = self.schedule_of.at(progress), progress
+        self.magnitudes = self.schedule_of.magnitudes(progress)
+        self.base_magnitudes = self.schedule_of.base_magnitudes(progress)
 
     def forward(self, *inputs: Any) -> Any:
         from PIL import Image
@@ -154,21 +164,48 @@ class TorchvisionPolicy(v2.Transform):
         return f"policy={self.policy.name!r}, ops={list(self.policy.ops)}, progress={self.progress}"
 
 
+def exportable(policy: Policy) -> None:
+    """Refuse, in one line, a policy that a per-image transform cannot run: one driven by the training state (the
+    feedback controller, AugNet) or one that mixes generated images into every batch."""
+    adaptive = sorted({s.kind for s in (policy.schedule, *(c.schedule for c in policy.ops.values())) if s is not None
+                       and s.adaptive})
+    if adaptive:
+        raise AutoaugError(f"policy {policy.name!r} is driven by the training state ({', '.join(adaptive)} schedule): "
+                           "a per-image transform cannot follow it; export a fixed or scheduled policy instead "
+                           "(e.g. the policy with its schedule set to constant)")
+    if policy.synthetic is not None and policy.synthetic.ratio > 0:
+        raise AutoaugError(f"policy {policy.name!r} mixes generated images into every batch (synthetic ratio "
+                           f"{policy.synthetic.ratio:g}): a per-image transform cannot; remove 'synthetic' from the "
+                           "policy file to export its ops")
+
+
 def to_torchvision(policy: Policy, progress: float = 0.0, seed: int | None = None) -> TorchvisionPolicy:
-    """``policy`` as a ``torchvision.transforms.v2`` transform for one image at a time, at training ``progress``."""
+    """``policy`` as a ``torchvision.transforms.v2`` transform for one image at a time, at training ``progress``
+    (a scheduled policy follows its schedule through ``set_progress``). Refuses what a per-image transform cannot
+    run (:func:`exportable`)."""
+    exportable(policy)
     return TorchvisionPolicy(policy, progress, seed)
 
 
 def python_source(policy: Policy) -> str:
-    """A Python snippet that builds the torchvision pipeline of ``policy`` (for ``autoaug export``)."""
+    """A Python snippet that builds the torchvision pipeline of ``policy`` (for ``autoaug export``); for a scheduled
+    policy it shows where the training loop moves the transform along its schedule."""
+    exportable(policy)
+    scheduled = policy.schedule.kind != "constant" or bool(policy.stages) or any(
+        c.schedule is not None and c.schedule.kind != "constant" for c in (*policy.ops.values(),
+                                                                            *policy.base.values()))
+    follow = ("\n# the policy is scheduled: move it along its schedule as training goes, e.g. once an epoch\n"
+              "# (in DataLoader workers, with persistent_workers=False, so that each epoch's workers see it):\n"
+              "#     augment.set_progress(epoch / epochs)\n") if scheduled else ""
     return (
         "import torch\n"
         "import torchvision.transforms.v2 as v2\n\n"
         "from autoaug import Policy, to_torchvision\n\n"
         f"policy = Policy.from_dict({policy.to_dict()!r})\n"
+        "augment = to_torchvision(policy)        # the searched augmentation, one image at a time\n"
         "transform = v2.Compose([\n"
         "    v2.ToImage(),                       # PIL or array -> uint8 tensor [C, H, W]\n"
-        "    to_torchvision(policy),             # the searched augmentation, one image at a time\n"
+        "    augment,\n"
         "    v2.ToDtype(torch.float32, scale=True),\n"
-        "])\n"
+        "])\n" + follow
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,48 @@ def test_export_prints_python_that_builds_the_transform(tmp_path: Path, photo: t
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown export target 'keras'" in bad.stderr
     assert json.loads(path.read_text())["name"] == "randaugment"
+
+
+def test_a_scheduled_policy_exports_with_its_schedule(tmp_path: Path, photo: torch.Tensor) -> None:
+    """The transform follows the schedule through ``set_progress``, as the batched augmenter does, and the exported
+    snippet says where the training loop moves it."""
+    from autoaug.augment import Schedule
+
+    policy = Policy(ops={"rotate": OpConfig(0.8), "brightness": OpConfig(0.6)}, schedule=Schedule("linear"),
+                    name="ramp")
+    t = to_torchvision(policy, seed=0)
+    assert t.magnitudes == policy.magnitudes(0.0) and t.magnitudes != policy.magnitudes(1.0)
+    t.set_progress(1.0)
+    assert t.magnitudes == policy.magnitudes(1.0) and t.progress == 1.0
+    with pytest.raises(ValueError, match=r"progress 1\.5 is outside \[0, 1\]"):
+        t.set_progress(1.5)
+    path = policy.save(tmp_path / "ramp.json")
+    out = subprocess.run([sys.executable, "-m", "autoaug", "export", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "augment.set_progress(epoch / epochs)" in out
+    scope: dict = {}
+    exec(out, scope)
+    scope["augment"].set_progress(0.5)
+    assert scope["transform"](_photo_uint8(photo)).shape == (3, 32, 32)
+    assert "set_progress" not in subprocess.run([sys.executable, "-m", "autoaug", "export", "randaugment"],
+                                                capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize(("policy", "message"), [
+    ("feedback", "policy 'feedback' is driven by the training state (feedback schedule): a per-image transform "
+                 "cannot follow it"),
+    ("augnet", "policy 'augnet' is driven by the training state (augnet schedule)"),
+    ("policies/vae-0.2.json", "mixes generated images into every batch (synthetic ratio 0.2): a per-image transform "
+                              "cannot; remove 'synthetic' from the policy file to export its ops"),
+])
+def test_what_a_per_image_transform_cannot_run_is_refused(policy: str, message: str) -> None:
+    from autoaug.augment.presets import resolve_policy
+    from autoaug.errors import AutoaugError
+
+    repo = Path(__file__).resolve().parents[2]
+    with pytest.raises(AutoaugError, match=re.escape(message)):
+        to_torchvision(resolve_policy(str(repo / policy) if policy.endswith(".json") else policy))
+    proc = subprocess.run([sys.executable, "-m", "autoaug", "export", policy], capture_output=True, text=True,
+                          cwd=repo)
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
+    assert message in proc.stderr
