@@ -67,6 +67,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", default="cosine", help="constant or cosine (default: cosine)")
     p.add_argument("--train-size", type=_positive_int, default=None,
                    help="use only N training images (stratified), e.g. 4000 for a reduced-data setting")
+    p.add_argument("--image-size", type=_positive_int, default=None, metavar="N",
+                   help="make every image N x N (shorter side to N, centre crop), decoded and cached once "
+                        "(default: the images' own; a folder of mixed sizes: 64)")
     p.add_argument("--val-size", type=_size, default=0.1, help="fraction or count carved from train (default: 0.1)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--seed", type=int, default=0)
@@ -128,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=_positive_int, default=None, help="number of trials (default: from --budget)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per full trial (default: from --budget)")
     p.add_argument("--train-size", type=_positive_int, default=None,
-                   help="use only N training images (default: from --budget)")
+                   help="use only N training images (default: from --budget, at most what there is)")
+    p.add_argument("--image-size", type=_positive_int, default=None, metavar="N",
+                   help="make every image N x N (shorter side to N, centre crop), decoded and cached once "
+                        "(default: the images' own; a folder of mixed sizes: 64)")
     p.add_argument("--scheduler", default=None,
                    help="asha (Optuna samples, weak trials stop early), fifo (every trial runs all epochs) or pbt "
                         "(population based training changes magnitudes during training; exports the best "

@@ -57,7 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         raise AutoaugError(f"output folder {str(args.output.parent)!r} does not exist")
     t0 = time.perf_counter()
-    data = load_dataset(args.dataset, val_size=args.val_size, train_size=args.train_size, seed=args.seed)
+    data = load_dataset(args.dataset, val_size=args.val_size, train_size=args.train_size, seed=args.seed,
+                        image_size=args.image_size)
     print(f"{data.summary()}  (loaded in {time.perf_counter() - t0:.1f} s)")
     print(f"policy {policy.name!r}: {', '.join(policy.ops) or 'no augmentation'}; model {args.model}; "
           f"{args.epochs} epochs")
@@ -93,7 +94,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         compared_policies(args.compare or [])  # a bad --compare fails now, not after the search
     result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
-                         budget=args.budget, train_size=args.train_size, cpus_per_trial=args.cpus_per_trial,
+                         budget=args.budget, train_size=args.train_size, image_size=args.image_size,
+                         cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
                          storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,
                          scheduler=args.scheduler, precision=args.precision, compile=args.compile,

@@ -138,3 +138,27 @@ def search(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
                          storage=tmp_path_factory.mktemp("runs"), name="s", num_cpus=2, cpus_per_trial=1,
                          tracking_uri=mlflow_server, echo=lambda line: None)
     return result, before
+
+
+def _thirds(width: int, height: int, level: int):
+    """A photo-sized RGB image: its left third red, its middle third green, its right third blue, at ``level``."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.zeros((height, width, 3), dtype=np.uint8)
+    for i in range(3):
+        arr[:, i * width // 3 : (i + 1) * width // 3, i] = level
+    return Image.fromarray(arr)
+
+
+def make_photo_folder(root, n_train: int = 6, n_test: int = 2):
+    """``root/{train,test}/{cat,dog,fox}/*.jpg``: photos of many sizes and aspect ratios (60 to 400 px), each class
+    at its own brightness."""
+    sizes = [(60, 45), (400, 300), (120, 200), (90, 90), (300, 100), (75, 150)]
+    for split, n in (("train", n_train), ("test", n_test)):
+        for c, name in enumerate(("cat", "dog", "fox")):
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                image = _thirds(*sizes[(i + c) % len(sizes)], level=90 + 70 * c)
+                image.save(root / split / name / f"{i}.jpg", quality=95)
+    return root

@@ -74,3 +74,24 @@ def test_search_and_report_run_end_to_end_on_a_users_data(tmp_path: Path, make, 
     assert client.get_experiment_by_name(safe) is not None
     parent = json.loads((search / "mlflow.json").read_text())["parent_run_id"]
     assert client.get_run(parent).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_folder_of_mixed_size_photos_runs_a_search_and_its_report(tmp_path: Path) -> None:
+    """JPEG photos of 60 to 400 px in several aspect ratios: ``--image-size 64`` makes them 64x64 once, the tiny
+    budget's training size becomes what there is, and the search and its report run end to end at that size."""
+    from conftest import make_photo_folder
+
+    spec = f"imagefolder:{make_photo_folder(tmp_path / 'photos', n_train=12, n_test=4)}"
+    cmd = [sys.executable, "-m", "autoaug", "search", spec, "--image-size", "64", "--budget", "tiny",
+           "--report-seeds", "2", "--compare", "cropflip", "--storage", str(tmp_path / "runs"),
+           "--reports", str(tmp_path / "reports"), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    run = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "budget 'tiny' trains on up to 2000 images; " in run.stdout and "3x64x64, 3 classes" in run.stdout
+    (search,) = (tmp_path / "runs").iterdir()
+    record = json.loads((search / "search.json").read_text())
+    assert record["image_size"] == 64 and record["train_size"] is None
+    (report,) = (tmp_path / "reports").glob("[!.]*")
+    md = (report / "report.md").read_text()
+    assert "3x64x64, 3 classes" in md and "| searched |" in md and "| cropflip |" in md

@@ -33,12 +33,12 @@ def cached(key: str, build: Callable[[], RawData]) -> RawData:
     if file.exists():
         try:
             d = torch.load(file, weights_only=True)
-            return RawData(d["train_x"], d["train_y"], d["test_x"], d["test_y"], tuple(d["classes"]))
+            return RawData(d["train_x"], d["train_y"], d["test_x"], d["test_y"], tuple(d["classes"]), d.get("note", ""))
         except Exception:
             file.unlink(missing_ok=True)
     raw = build()
     file.parent.mkdir(parents=True, exist_ok=True)
     with atomic(file) as tmp:
         torch.save({**{k: getattr(raw, k) for k in ("train_x", "train_y", "test_x", "test_y")},
-                    "classes": list(raw.classes)}, tmp)
+                    "classes": list(raw.classes), "note": raw.note}, tmp)
     return raw

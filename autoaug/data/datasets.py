@@ -6,13 +6,15 @@ the first load. Splits: ``train`` / ``val`` (carved from train, stratified, seed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from autoaug.data.cache import cached, tree_fingerprint
 from autoaug.data.names import DEFAULT_DATASET
+from autoaug.data.resize import check_image_size, fit_tensor
 from autoaug.data.sources import PREFIXED, SOURCES, RawData, load_hub, load_imagefolder, load_parquet, source_names
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.seeding import derive_seed, make_generator
@@ -30,6 +32,7 @@ class DatasetSplits:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    note: str = ""  # how the images were made to fit, said in the summary
 
     @property
     def num_classes(self) -> int:
@@ -43,7 +46,7 @@ class DatasetSplits:
     def summary(self) -> str:
         c, h, w = self.image_shape
         return (f"{self.name}: {len(self.train_y)} train / {len(self.val_y)} val / {len(self.test_y)} test, "
-                f"{c}x{h}x{w}, {self.num_classes} classes")
+                f"{c}x{h}x{w}, {self.num_classes} classes" + (f" ({self.note})" if self.note else ""))
 
 
 def _validated(raw: RawData, name: str) -> RawData:
@@ -53,8 +56,10 @@ def _validated(raw: RawData, name: str) -> RawData:
     return raw
 
 
-def load_raw(name: str) -> RawData:
-    """Decode (or read from the cache) the whole source ``name``."""
+def load_raw(name: str, image_size: int | None = None) -> RawData:
+    """Decode (or read from the cache) the whole source ``name``, its images made ``image_size`` square where
+    given (:mod:`autoaug.data.resize`; cached at that size)."""
+    size = check_image_size(image_size)
     prefix, sep, rest = name.partition(":")
     if sep and prefix in PREFIXED:
         if not rest:
@@ -63,17 +68,30 @@ def load_raw(name: str) -> RawData:
         loader = load_imagefolder if prefix == "imagefolder" else load_parquet
         if not path.is_dir():
             return loader(path)  # raises the clear "does not exist" error
-        return cached(f"{prefix}-{tree_fingerprint(path)}", lambda: _validated(loader(path), name))
+        key = f"{prefix}-{tree_fingerprint(path)}-{size or 'own'}"
+        return cached(key, lambda: _validated(loader(path, size), name))
+    key, build = _named(name)
+    if size is None:
+        return build() if name == DEFAULT_DATASET else cached(key, build)
+    return cached(f"{key}-{size}", lambda: _fitted(cached(key, build), size))
+
+
+def _named(name: str) -> tuple[str, Callable[[], RawData]]:
+    """The cache key and the loader of a named source: offline where it can be, else from the hub."""
     spec = SOURCES.get(name)
     if spec is None:
         raise choice_error("dataset", name, source_names())
     if spec.local is not None and spec.available_offline():
-        if spec.name == DEFAULT_DATASET:
-            return spec.local()
-        return cached(f"{spec.name}-local", spec.local)
+        return f"{spec.name}-local", spec.local
     if spec.hub is None:
         raise AutoaugError(f"dataset {name!r} is not available on this machine")
-    return cached(f"{spec.name}-hub", lambda: load_hub(spec))
+    return f"{spec.name}-hub", lambda: load_hub(spec)
+
+
+def _fitted(raw: RawData, size: int) -> RawData:
+    h, w = raw.train_x.shape[-2:]
+    return replace(raw, train_x=fit_tensor(raw.train_x, size), test_x=fit_tensor(raw.test_x, size),
+                   note=f"resized from {w}x{h} to {size}x{size}" if (h, w) != (size, size) else raw.note)
 
 
 def stratified_split(y: torch.Tensor, n_take: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,11 +136,19 @@ def make_splits(raw: RawData, name: str, *, val_size: float | int = 0.1, train_s
         name=name, classes=raw.classes,
         train_x=raw.train_x[train_idx], train_y=raw.train_y[train_idx],
         val_x=raw.train_x[val_idx], val_y=raw.train_y[val_idx],
-        test_x=raw.test_x, test_y=raw.test_y,
+        test_x=raw.test_x, test_y=raw.test_y, note=raw.note,
     )
 
 
+def train_capacity(name: str, val_size: float | int = 0.1, image_size: int | None = None) -> int:
+    """How many training images source ``name`` has once its ``val_size`` split is carved out."""
+    raw = load_raw(name, image_size)
+    return len(raw.train_y) - _count(val_size, len(raw.train_y), "val size")
+
+
 def load_dataset(name: str = DEFAULT_DATASET, *, val_size: float | int = 0.1, train_size: int | None = None,
-                 seed: int = 0) -> DatasetSplits:
-    """Load source ``name`` and split it. ``val_size``: fraction or count; ``train_size``: reduced train set."""
-    return make_splits(load_raw(name), name, val_size=val_size, train_size=train_size, seed=seed)
+                 seed: int = 0, image_size: int | None = None) -> DatasetSplits:
+    """Load source ``name`` and split it. ``val_size``: fraction or count; ``train_size``: reduced train set;
+    ``image_size``: every image made that size square (default: the images' own, or for a folder of mixed sizes
+    :data:`~autoaug.data.resize.DEFAULT_IMAGE_SIZE`)."""
+    return make_splits(load_raw(name, image_size), name, val_size=val_size, train_size=train_size, seed=seed)

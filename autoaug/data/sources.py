@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from autoaug.data.resize import DEFAULT_IMAGE_SIZE, fit_pil, mixed_sizes_note
 from autoaug.errors import AutoaugError
 
 FASHION_CLASSES = (
@@ -42,6 +43,7 @@ class RawData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: tuple[str, ...]
+    note: str = ""  # how the images were made to fit (e.g. resized from mixed sizes), said with the data
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,12 @@ def source_names() -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- decoding
-def decode_images(items: Iterable[tuple[Any, str]]) -> torch.Tensor:
+def decode_images(items: Iterable[tuple[Any, str]], size: int | None = None) -> torch.Tensor:
     """Decode ``(bytes | path, name)`` items with PIL into ``uint8 [N, C, H, W]``.
 
-    Gray and RGB are unified (any colour image makes the whole set RGB). A file PIL cannot read, or a size
-    that differs from the first image's, raises :class:`AutoaugError` naming the file.
+    Gray and RGB are unified (any colour image makes the whole set RGB). With ``size`` every image is made
+    ``size x size`` (:func:`autoaug.data.resize.fit_pil`); without it, a size that differs from the first image's
+    raises :class:`AutoaugError` naming the file, as does a file PIL cannot read.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -149,7 +152,7 @@ def decode_images(items: Iterable[tuple[Any, str]]) -> torch.Tensor:
         try:
             with Image.open(io.BytesIO(src) if isinstance(src, bytes | bytearray) else src) as im:
                 im = im.convert("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB")
-                arr = np.asarray(im)
+                arr = np.asarray(fit_pil(im, size) if size else im)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise AutoaugError(f"cannot read image {name}: {e}") from None
         if first is None:
@@ -157,7 +160,7 @@ def decode_images(items: Iterable[tuple[Any, str]]) -> torch.Tensor:
         elif arr.shape[:2] != first[1]:
             (h0, w0), (h, w) = first[1], arr.shape[:2]
             raise AutoaugError(f"mixed image sizes: {name} is {w}x{h} but {first[0]} is {w0}x{h0}; "
-                               "all images must have the same size")
+                               "give --image-size N to make them N x N")
         arrays.append(arr)
     if not arrays:
         raise AutoaugError("no images to decode")
@@ -179,8 +182,10 @@ def _image_and_label_columns(features: Any, image_column: str | None, label_colu
     return img, lab
 
 
-def from_hf(dataset_dict: Any, image_column: str | None = None, label_column: str | None = None) -> RawData:
-    """Convert a ``datasets.DatasetDict`` with ``train`` and ``test`` splits into :class:`RawData`."""
+def from_hf(dataset_dict: Any, image_column: str | None = None, label_column: str | None = None,
+            size: int | None = None) -> RawData:
+    """Convert a ``datasets.DatasetDict`` with ``train`` and ``test`` splits into :class:`RawData` (images made
+    ``size x size`` where given)."""
     import datasets as hf
 
     missing = {"train", "test"} - set(dataset_dict)
@@ -192,7 +197,7 @@ def from_hf(dataset_dict: Any, image_column: str | None = None, label_column: st
     for split in ("train", "test"):
         ds = dataset_dict[split].cast_column(img, hf.Image(decode=False))
         items = ((r["bytes"] if r["bytes"] is not None else r["path"], f"{split}[{i}]") for i, r in enumerate(ds[img]))
-        out += [decode_images(items), torch.tensor(ds[lab], dtype=torch.int64)]
+        out += [decode_images(items, size), torch.tensor(ds[lab], dtype=torch.int64)]
     label_feature = features[lab]
     if isinstance(label_feature, hf.ClassLabel):
         classes = tuple(label_feature.names)
@@ -258,7 +263,9 @@ def _image_files(folder: Path) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in exts)
 
 
-def load_imagefolder(path: Path) -> RawData:
+def load_imagefolder(path: Path, size: int | None = None) -> RawData:
+    """``PATH/train/CLASS/*`` and ``PATH/test/CLASS/*``, made ``size x size`` where given; images of mixed sizes
+    without a ``size`` become :data:`~autoaug.data.resize.DEFAULT_IMAGE_SIZE` square (and the data says so)."""
     usage = "expected PATH/train/CLASS/* and PATH/test/CLASS/*"
     if not path.is_dir():
         raise AutoaugError(f"image folder {str(path)!r} does not exist; {usage}")
@@ -278,18 +285,34 @@ def load_imagefolder(path: Path) -> RawData:
     unknown = sorted(set(splits["test"]) - set(classes))
     if unknown:
         raise AutoaugError(f"test classes {unknown} do not appear in {path / 'train'}; train classes: {list(classes)}")
+    note = ""
+    if size is None and len(sizes := {_header_size(p) for files in splits.values() for f in files.values()
+                                      for p in f} - {None}) > 1:
+        size = DEFAULT_IMAGE_SIZE
+        note = mixed_sizes_note(sorted(sizes), size)
     out: list[torch.Tensor] = []
     for files in splits.values():
         items = [(p, str(p)) for c in files for p in files[c]]
         labels = [classes.index(c) for c in files for _ in files[c]]
-        out += [decode_images(items), torch.tensor(labels, dtype=torch.int64)]
+        out += [decode_images(items, size), torch.tensor(labels, dtype=torch.int64)]
     if out[0].shape[1:] != out[2].shape[1:]:
         raise AutoaugError(f"mixed image sizes: train images are {tuple(out[0].shape[1:])} but test images are "
                            f"{tuple(out[2].shape[1:])} (C, H, W); all images must have the same size")
-    return RawData(*out, classes=classes)
+    return RawData(*out, classes=classes, note=note)
 
 
-def load_parquet(path: Path) -> RawData:
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """An image file's ``(width, height)`` from its header (``None``: unreadable; decoding names it)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+
+
+def load_parquet(path: Path, size: int | None = None) -> RawData:
     if not path.is_dir():
         raise AutoaugError(f"parquet folder {str(path)!r} does not exist; expected train*.parquet and test*.parquet")
     files = {s: sorted(str(p) for p in path.rglob(f"{s}*.parquet")) for s in ("train", "test")}
@@ -297,7 +320,7 @@ def load_parquet(path: Path) -> RawData:
         raise AutoaugError(f"parquet folder {str(path)!r} needs train*.parquet and test*.parquet files")
     import datasets
 
-    return from_hf(datasets.load_dataset("parquet", data_files=files))
+    return from_hf(datasets.load_dataset("parquet", data_files=files), size=size)
 
 
 def describe_sources() -> list[tuple[str, str, bool]]:

@@ -81,7 +81,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
 
     from autoaug.data.datasets import load_dataset
 
-    data = load_dataset(s.dataset, train_size=s.train_size, seed=s.seed)
+    data = load_dataset(s.dataset, train_size=s.train_size, seed=s.seed, image_size=s.image_size)
     if compared is None:
         compared = compared_policies(standards(data.image_shape))
     base = found.train_config(precision)

@@ -7,6 +7,7 @@ from autoaug.lazy import attach
 
 __getattr__, __dir__ = attach(__name__, {
     "tune_policy": "driver", "SearchResult": "driver",
+    "SearchSettings": "settings", "resolve": "settings", "RESUMABLE": "settings",
     "Budget": "budgets", "BUDGETS": "budgets",
     "SearchRecord": "record", "RECORD_FILE": "record", "STUDY_FILE": "record", "note_report": "record",
     "SearchSpace": "space", "load_space": "space", "space_for_dataset": "space",

@@ -30,7 +30,8 @@ from autoaug.search import experiment, hooks
 from autoaug.search.hooks import METRIC, MODE, PROGRESS, RUNGS
 from autoaug.search.record import RECORD_FILE, STUDY_FILE, SearchRecord
 from autoaug.search.selection import Selection
-from autoaug.search.settings import SearchSettings, resolve, space_file
+from autoaug.search.settings import SearchSettings, resolve
+from autoaug.search.space import space_file
 from autoaug.search.study import write_study
 from autoaug.search.tracking import SearchTracker
 
@@ -51,7 +52,7 @@ class SearchResult:
 
 def tune_policy(dataset: str = DEFAULT_DATASET, *, space: str | None = None, model: str | None = None,
                 trials: int | None = None, epochs: int | None = None, budget: str | None = None,
-                train_size: int | None = None, cpus_per_trial: float | None = None,
+                train_size: int | None = None, image_size: int | None = None, cpus_per_trial: float | None = None,
                 gpus_per_trial: float | None = None, seed: int | None = None, address: str | None = None,
                 storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
                 tracking_uri: str | None = None, num_cpus: int | None = None, scheduler: str | None = None,
@@ -59,17 +60,19 @@ def tune_policy(dataset: str = DEFAULT_DATASET, *, space: str | None = None, mod
                 echo: Callable[[str], None] = print, live: bool = False) -> SearchResult:
     """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial.
 
-    Defaults: ``budget`` small (it sets trials, epochs, model and training size, which may be given instead),
-    ``scheduler`` asha, ``seed`` 0. ``precision`` (auto, fp32, bf16, fp16; default auto) and ``compile``
-    (default off) set how every trial computes (:mod:`autoaug.train.precision`); ``auto`` resolves on each
-    trial's device. With ``resume``, every setting comes from the search being resumed; one given that contradicts
-    it is an error. ``select`` (default: the budget's, 3 for ``small``) best completed trials, the best standard
-    and ``none`` train again on more seeds and the best mean wins (0: the best single trial wins; see
-    :mod:`autoaug.search.selection`). Progress goes to ``echo``: a line per ended trial and a status line
-    (running trials, counts, best, time left) every few seconds, updated in place on the terminal with ``live``."""
+    Defaults: ``budget`` small (it sets trials, epochs, model and training size, which may be given instead; its
+    training size is a ceiling on smaller data), ``image_size`` the images' own (every image made that size
+    square, :mod:`autoaug.data.resize`), ``scheduler`` asha, ``seed`` 0. ``precision`` (auto, fp32, bf16, fp16;
+    default auto) and ``compile`` (default off) set how every trial computes (:mod:`autoaug.train.precision`);
+    ``auto`` resolves on each trial's device. With ``resume``, every setting comes from the search being resumed;
+    one given that contradicts it is an error. ``select`` (default: the budget's, 3 for ``small``) best completed
+    trials, the best standard and ``none`` train again on more seeds and the best mean wins (0: the best single
+    trial wins; see :mod:`autoaug.search.selection`). Progress goes to ``echo``: a line per ended trial and a
+    status line (running trials, counts, best, time left) every few seconds, updated in place on the terminal with
+    ``live``."""
     given = {"space": space, "model": model, "trials": trials, "epochs": epochs, "budget": budget,
-             "train_size": train_size, "scheduler": scheduler, "seed": seed, "precision": precision,
-             "compile": compile, "select": select}
+             "train_size": train_size, "image_size": image_size, "scheduler": scheduler, "seed": seed,
+             "precision": precision, "compile": compile, "select": select}
     settings = resolve(dataset, given, storage, name, resume, tracking_uri=tracking_uri, address=address,
                        num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, echo=echo,
                        live=live)
@@ -84,6 +87,8 @@ def run_search(settings: SearchSettings) -> SearchResult:
     from autoaug.search import pbt, trial
 
     r, out, echo = settings.record, settings.out, settings.echo
+    for note in settings.notes:
+        echo(note)
     with _launched(settings) as run:
         t_start = time.perf_counter() - (r.wall_seconds or 0.0)  # summed over the Ctrl-C-interrupted parts
         echo(f"{run.data.summary()}; space {settings.space.source}; {r.trials} trials x up to {r.epochs} epochs")
@@ -153,7 +158,7 @@ def _launched(settings: SearchSettings) -> Iterator[_Run]:
     r, out = settings.record, settings.out
     uri = settings.tracking_uri or default_tracking_uri()
     check_reachable(uri)
-    data = load_dataset(r.dataset, train_size=r.train_size, seed=r.seed)
+    data = load_dataset(r.dataset, train_size=r.train_size, seed=r.seed, image_size=r.image_size)
     started = start_ray(settings.address, settings.num_cpus)
     try:
         resources, mem_fraction = trial_resources(settings.cpus_per_trial, settings.gpus_per_trial)

@@ -26,9 +26,6 @@ STUDY_FILE = "optuna.db"  # the search's Optuna study, beside its other files (o
 _GENERATOR_PREFIX = "generator_seconds."  # version 1 kept each generator's seconds in a key of its own
 
 
-_SETTINGS = 17  # SearchRecord's first fields, dataset to weight_decay, are its settings
-
-
 @dataclass(frozen=True)
 class SearchRecord:
     """One search's settings (as resolved from its budget and arguments) and, once it has run, its results.
@@ -46,6 +43,7 @@ class SearchRecord:
     budget: str
     seed: int
     train_size: int | None = None
+    image_size: int | None = None
     space: str | None = None
     scheduler: str = "asha"
     precision: str = "auto"
@@ -76,7 +74,8 @@ class SearchRecord:
 
     def settings(self) -> dict[str, Any]:
         """What the search was asked to do (the fields before its results), by name."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)[:_SETTINGS]}
+        names = [f.name for f in dataclasses.fields(self)]
+        return {name: getattr(self, name) for name in names[: names.index("weight_decay") + 1]}
 
     def recipe(self) -> dict[str, Any]:
         """The recorded training recipe (what a search recorded of ``optimizer``, ``lr``, ``weight_decay``)."""

@@ -9,15 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoaug.data.datasets import train_capacity
+from autoaug.data.resize import check_image_size
 from autoaug.data.sources import folder_name
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.search.budgets import BUDGETS, SCHEDULERS, rung_epoch, val_every
 from autoaug.search.record import RECORD_FILE, SearchRecord
-from autoaug.search.space import SearchSpace, load_space, space_for_dataset
+from autoaug.search.space import SearchSpace, load_space, space_file, space_for_dataset
 from autoaug.train.trainer import TrainConfig
 
-RESUMABLE = ("space", "model", "trials", "epochs", "budget", "train_size", "scheduler", "seed", "precision",
-             "compile", "select")  # what a resumed search takes from its record
+RESUMABLE = ("space", "model", "trials", "epochs", "budget", "train_size", "image_size", "scheduler", "seed",
+             "precision", "compile", "select")  # what a resumed search takes from its record
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class SearchSettings:
     gpus_per_trial: float | None = None
     echo: Callable[[str], None] = print
     live: bool = False
+    notes: tuple[str, ...] = ()  # what the search says first about how its settings were resolved
 
     @property
     def grace(self) -> int:
@@ -83,6 +86,7 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
     select = b.select if given["select"] is None else given["select"]
     if isinstance(select, bool) or not isinstance(select, int) or select < 0:
         raise AutoaugError(f"select {select!r} must be 0 (no selection stage) or a positive number of trials")
+    notes: tuple[str, ...] = ()
     if resume:
         record = saved
     else:
@@ -92,10 +96,17 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
             dataset=dataset, space=space.source, model=given["model"] or b.model, trials=given["trials"] or b.trials,
             epochs=given["epochs"] or b.epochs, batch_size=b.batch_size, budget=budget,
             train_size=given["train_size"] if given["train_size"] is not None else b.train_size,
-            scheduler=scheduler, seed=given["seed"] or 0, precision=given["precision"] or "auto",
+            image_size=check_image_size(given["image_size"]), scheduler=scheduler, seed=given["seed"] or 0,
+            precision=given["precision"] or "auto",
             compile=bool(given["compile"]), select=select, study=out.name if scheduler != "pbt" else None,
             **b.recipe())
-    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, **run)
+        if given["train_size"] is None and b.train_size is not None:  # the budget's size is a ceiling
+            available = train_capacity(dataset, image_size=record.image_size)
+            if available < b.train_size:
+                record = record.replace(train_size=None)
+                notes = (f"budget {budget!r} trains on up to {b.train_size} images; {dataset} has {available} "
+                         f"after its validation split: the search trains on all {available}",)
+    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, notes=notes, **run)
     settings.train_config()  # a bad model, precision or recipe fails here, before anything is written
     return settings
 
@@ -128,9 +139,3 @@ def latest_unfinished(root: Path, dataset: str) -> Path | None:
         if record.dataset == dataset and not (record.finished and record.reported):
             candidates.append(path.parent)
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
-
-
-def space_file(source: str | os.PathLike[str]) -> Path:
-    """A space's file from its recorded ``source``: absolute, or relative to autoaug's own folder."""
-    path = Path(source)
-    return path if path.is_absolute() else Path(__file__).resolve().parents[2] / path

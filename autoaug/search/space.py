@@ -7,6 +7,7 @@ error names the file, the key and the bad value.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +21,9 @@ from autoaug.augment.schedule import PARAMS as SCHEDULE_PARAMS
 from autoaug.data.names import GENERATORS
 from autoaug.errors import AutoaugError
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+_UP = Path(__file__).resolve().parents
+# the shipped spaces: inside the package in an installed wheel, beside it (the project's search_spaces/) in a checkout
+SPACES_DIR = _UP[1] / "search_spaces" if (_UP[1] / "search_spaces").is_dir() else _UP[2] / "search_spaces"
 Range = tuple[float, float]
 TRAIN_PARAMS = ("lr", "weight_decay")  # training hyper-parameters a space may search (log-uniform)
 
@@ -384,6 +387,12 @@ def load_space(space: str = "default") -> SearchSpace:
     path = _resolve(space)
     return _validate(_read(path), str(path.relative_to(SPACES_DIR.parent) if path.is_relative_to(SPACES_DIR.parent)
                                       else path))
+
+
+def space_file(source: str | os.PathLike[str]) -> Path:
+    """A space's file from its recorded ``source``: absolute, or relative to the shipped spaces' parent folder."""
+    path = Path(source)
+    return path if path.is_absolute() else SPACES_DIR.parent / path
 
 
 def space_for_dataset(dataset: str) -> str:

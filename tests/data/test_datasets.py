@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_photo_folder
 from PIL import Image
 
 from autoaug.data.cache import cache_dir
@@ -96,7 +97,6 @@ def test_gray_and_rgb_images_are_unified(tmp_path: Path) -> None:
         ("no_test", "has no test/ folder"),
         ("empty_class", "holds no images"),
         ("corrupt", "cannot read image .*broken.png"),
-        ("mixed_sizes", "mixed image sizes: .*big.png is 9x8"),
         ("single_class", "single class 'cat'"),
     ],
 )
@@ -116,13 +116,44 @@ def test_bad_image_folders_give_one_clear_error(tmp_path: Path, breakage: str, m
         (root / "train" / "bird").mkdir()
     elif breakage == "corrupt":
         (root / "train" / "cat" / "broken.png").write_bytes(b"\x89PNG not really")
-    elif breakage == "mixed_sizes":
-        _image(np.random.default_rng(0), size=(9, 8)).save(root / "train" / "dog" / "big.png")
     before = set(cache_dir().glob("*")) if cache_dir().exists() else set()
     with pytest.raises(AutoaugError, match=message):
         load_dataset(f"imagefolder:{root}")
     after = set(cache_dir().glob("*")) if cache_dir().exists() else set()
     assert after == before  # nothing half-written
+
+
+def test_a_folder_of_mixed_photo_sizes_is_resized_once_per_size(tmp_path: Path) -> None:
+    from autoaug.data.cache import tree_fingerprint
+
+    root = make_photo_folder(tmp_path / "photos")
+    spec = f"imagefolder:{root}"
+    d = load_dataset(spec, val_size=3, seed=0)
+    assert d.image_shape == (3, 64, 64)
+    assert d.summary().endswith("(images of mixed sizes (60x45 to 400x300) resized to 64x64 (shorter side, then "
+                                "centre crop); choose the size with --image-size)")
+    small = load_dataset(spec, val_size=3, seed=0, image_size=32)
+    assert small.image_shape == (3, 32, 32) and "mixed sizes" not in small.summary()
+    middle = small.train_x.float().mean(dim=(0, 2, 3))  # the centre crop keeps the middle (green) of wide images
+    assert middle[1] > middle[0] and middle[1] > middle[2]
+    entries = sorted(p.name.rsplit("-", 1)[1] for p in cache_dir().glob(f"imagefolder-{tree_fingerprint(root)}-*"))
+    assert entries == ["32.pt", "own.pt"]  # decoded once per size
+    assert load_dataset("cifar10_small", train_size=100, image_size=48).image_shape == (3, 48, 48)
+    assert "resized from 32x32 to 48x48" in load_dataset("cifar10_small", train_size=100, image_size=48).summary()
+
+
+@pytest.mark.parametrize("size", [0, 7, 2000, True, 32.0])
+def test_an_image_size_out_of_range_is_named(size: object) -> None:
+    with pytest.raises(AutoaugError, match=rf"image size {size!r} is out of range; allowed: 8 to 1024"):
+        load_dataset("cifar10_small", image_size=size)  # type: ignore[arg-type]
+
+
+def test_a_corrupt_photo_among_good_ones_is_named_at_any_size(tmp_path: Path) -> None:
+    root = make_photo_folder(tmp_path / "photos")
+    (root / "train" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    for size in (None, 32):
+        with pytest.raises(AutoaugError, match=r"cannot read image .*broken\.jpg"):
+            load_dataset(f"imagefolder:{root}", image_size=size)
 
 
 def test_parquet_in_the_hub_cifar10_schema(tmp_path: Path) -> None:

@@ -204,3 +204,20 @@ def test_a_tuner_without_its_experiment_state_is_not_restored(tmp_path: Path) ->
     assert not restorable(tmp_path)
     (tmp_path / "experiment_state-2026-12-03_16-36-18.json").write_text("{}")
     assert restorable(tmp_path)
+
+
+def test_a_budgets_training_size_is_a_ceiling(tmp_path: Path) -> None:
+    """cifar10_small holds 1,800 training images after its validation split: the tiny budget's 2,000 become all
+    1,800, said first; an explicit --train-size beyond the data stays an error, and nothing is written."""
+    from autoaug.search import RESUMABLE, resolve
+
+    given = dict.fromkeys(RESUMABLE)
+    settings = resolve("cifar10_small", {**given, "budget": "tiny"}, tmp_path, None, False)
+    assert settings.record.train_size is None
+    assert settings.notes == ("budget 'tiny' trains on up to 2000 images; cifar10_small has 1800 after its "
+                              "validation split: the search trains on all 1800",)
+    assert resolve("cifar10_small", {**given, "budget": "demo"}, tmp_path, None, False).record.train_size == 1000
+    with pytest.raises(AutoaugError, match="train size 2000 is out of range; allowed: 10 to 1800"):
+        tune_policy("cifar10_small", budget="tiny", train_size=2000, storage=tmp_path,
+                    tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", echo=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
