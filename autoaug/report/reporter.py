@@ -97,7 +97,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     if twin:
         echo(f"the searched policy is the same as {twin!r}: its runs serve both")
     folder = _new_folder(out_root, s.dataset)
-    tracker = _tracker(found, echo)
+    tracker = _tracker(found, data, echo)
     quality = None
     if any(p.synthetic for p in policies):  # train the generators here, so that the parallel runs only load them
         from autoaug.report.ablation import generator_quality
@@ -208,10 +208,10 @@ def _new_folder(root: Path, dataset: str) -> Path:
     return folder
 
 
-def _tracker(found: FinishedSearch, echo: Callable[[str], None]) -> Any:
+def _tracker(found: FinishedSearch, data: DatasetSplits, echo: Callable[[str], None]) -> Any:
     if found.parent_run_id is None or found.tracking_uri is None:
         echo(f"note: {found.folder} records no MLflow run (no mlflow.json); the final runs are not tracked")
         return None
-    from autoaug.search import FinalTracker
+    from autoaug.search import FinalTracker, dataset_input
 
-    return FinalTracker(found.tracking_uri, found.parent_run_id, echo)
+    return FinalTracker(found.tracking_uri, found.parent_run_id, echo, dataset=dataset_input(data))

@@ -16,5 +16,6 @@ __getattr__, __dir__ = attach(__name__, {
     "start_ray": "cluster", "trial_resources": "cluster", "concurrent": "cluster", "worker_device": "cluster",
     "node_id": "cluster", "pack": "cluster", "unpack": "cluster",
     "FinalTracker": "tracking", "client_for": "tracking", "default_tracking_uri": "tracking", "store_of": "tracking",
+    "dataset_input": "provenance", "code_tags": "provenance",
 })
 __all__ = __dir__()

@@ -28,6 +28,7 @@ from autoaug.files import atomic
 from autoaug.progress import SearchProgress, Status
 from autoaug.search import experiment, hooks
 from autoaug.search.hooks import METRIC, MODE, PROGRESS, RUNGS
+from autoaug.search.provenance import dataset_input
 from autoaug.search.record import RECORD_FILE, STUDY_FILE, SearchRecord
 from autoaug.search.selection import Selection
 from autoaug.search.settings import SearchSettings, resolve
@@ -171,6 +172,7 @@ def _launched(settings: SearchSettings) -> Iterator[_Run]:
     try:  # from here on the search exists (its folder and MLflow parent run)
         if not settings.resume:
             r.to_file(out)
+            tracker.log_dataset(tracker.parent_id, dataset_input(data))
         yield _Run(settings, data, pack(data), resources, mem_fraction, tracker)
         status = "FINISHED"
     except (KeyboardInterrupt, SystemExit):

@@ -22,6 +22,7 @@ from typing import Any
 
 from autoaug.errors import AutoaugError
 from autoaug.files import write_text
+from autoaug.search.provenance import code_tags
 
 PARENT_FILE = "mlflow.json"
 ACTIVE: dict[str, SearchTracker] = {}  # live trackers by parent run id; callbacks look them up here
@@ -146,6 +147,13 @@ class _Runs:
             self.client.log_batch(run_id, metrics=items[i : i + 500])
 
     @_tolerant
+    def log_dataset(self, run_id: str, fields: dict[str, Any], context: str = "training") -> None:
+        """``fields`` (:func:`autoaug.search.provenance.dataset_input`) as a dataset input of ``run_id``."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        self.client.log_inputs(run_id, [DatasetInput(Dataset(**fields), [InputTag("mlflow.data.context", context)])])
+
+    @_tolerant
     def fail(self, run_id: str, error: str) -> None:
         """Close ``run_id`` FAILED, with ``error`` as its ``autoaug.error`` tag."""
         self.client.set_tag(run_id, "autoaug.error", error[:5000])
@@ -175,7 +183,7 @@ class SearchTracker(_Runs):
             self.client.update_run(self.parent_id, status="RUNNING")
         else:
             run = self.client.create_run(self.experiment_id, run_name=search_dir.name,
-                                         tags={"autoaug.role": "search"})
+                                         tags={"autoaug.role": "search", **code_tags()})
             self.parent_id = run.info.run_id
             search_dir.mkdir(parents=True, exist_ok=True)
             write_text(record, json.dumps({"parent_run_id": self.parent_id, "tracking_uri": tracking_uri}))
@@ -243,9 +251,10 @@ class FinalTracker(_Runs):
     """The reporter's final retrains as child runs of a search's parent run (``autoaug.role=final``, with
     ``autoaug.policy`` and ``autoaug.seed`` tags), and the report's files as artifacts of the parent."""
 
-    def __init__(self, tracking_uri: str, parent_id: str, echo: Callable[[str], None] = print) -> None:
+    def __init__(self, tracking_uri: str, parent_id: str, echo: Callable[[str], None] = print,
+                 dataset: dict[str, Any] | None = None) -> None:
         super().__init__(tracking_uri, echo)
-        self.parent_id = parent_id
+        self.parent_id, self.dataset = parent_id, dataset  # dataset: the input every final run records
         self.experiment_id = self.client.get_run(parent_id).info.experiment_id
 
     def log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str | None:
@@ -261,7 +270,9 @@ class FinalTracker(_Runs):
         run_id = self.client.create_run(self.experiment_id, run_name=f"final-{name}-seed{seed}", tags={
             "mlflow.parentRunId": self.parent_id, "autoaug.role": "final", "autoaug.policy": name,
             "autoaug.seed": str(seed), "autoaug.report": str(params.get("report", "")),
-            "autoaug.journal": str(params.get("journal", ""))}).info.run_id
+            "autoaug.journal": str(params.get("journal", "")), **code_tags()}).info.run_id
+        if self.dataset is not None:
+            self.log_dataset(run_id, self.dataset)
         self.log_params(run_id, {**params, "policy": name, "seed": seed})
         if "error" in record:
             self.fail(run_id, record["error"])

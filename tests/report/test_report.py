@@ -151,6 +151,8 @@ def test_final_runs_are_nested_mlflow_runs_and_report_is_logged(report, search, 
     logged = {a.path for a in client.list_artifacts(result.mlflow_run_id, where)}
     assert {f"{where}/report.html", f"{where}/comparison.csv"} <= logged
     assert {r.data.tags["autoaug.report"] for r in finals} == {rep.folder.name}
+    assert all(r.inputs.dataset_inputs[0].dataset.name == "fashion_mnist_small" for r in finals)  # the data it used
+    assert {r.data.tags["mlflow.source.git.commit"] for r in finals} == {parent.data.tags["mlflow.source.git.commit"]}
     assert ray_processes() <= before
 
 

@@ -39,6 +39,29 @@ def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: st
     assert parent.data.metrics["selection.picked_mean_val_acc"] == pytest.approx(result.best_val_acc)
 
 
+def test_the_search_run_records_its_code_and_its_data(search, mlflow_server: str) -> None:
+    """As MLflow's users expect: the git commit of the repository it ran in, and the dataset as an input (name,
+    digest, splits and sizes)."""
+    import json
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    from autoaug.data import load_dataset
+    from autoaug.search.provenance import digest
+
+    result, _ = search
+    parent = MlflowClient(mlflow_server).get_run(result.mlflow_run_id)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert parent.data.tags["mlflow.source.git.commit"] == head
+    (used,) = parent.inputs.dataset_inputs
+    data = load_dataset("fashion_mnist_small", train_size=600, seed=0)
+    assert (used.dataset.name, used.dataset.digest) == ("fashion_mnist_small", digest(data))
+    assert json.loads(used.dataset.profile) == {"train": 600, "val": 1000, "test": 2000, "image_shape": [1, 28, 28],
+                                                "classes": 10}
+    assert [(t.key, t.value) for t in used.tags] == [("mlflow.data.context", "training")]
+
+
 def test_unreachable_tracking_server_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(AutoaugError, match=r"MLflow tracking server .http://127\.0\.0\.1:9. does not answer"):
         tune_policy("fashion_mnist_small", storage=tmp_path, tracking_uri="http://127.0.0.1:9")
