@@ -61,9 +61,16 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smallcnn", help="smallcnn, lenet5, convnet or timm:NAME (default: smallcnn)")
     p.add_argument("--epochs", type=_positive_int, default=10)
     p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--optimizer", default="adam", help="adam, adamw or sgd (default: adam)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--optimizer", default=None,
+                   help="adam, adamw or sgd (default: adam; adamw when fine-tuning pretrained weights)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3; 1e-4 when fine-tuning)")
+    p.add_argument("--weight-decay", type=float, default=None, help="(default: 0; 0.05 when fine-tuning)")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", dest="weights", action="store_const", const="hub",
+                         help="start a timm model from timm's pretrained weights (the Hugging Face cache)")
+    weights.add_argument("--weights", dest="weights", type=lambda s: str(Path(s).expanduser().resolve()),
+                         metavar="FILE", help="start a timm model from a local state dict or checkpoint")
+
     p.add_argument("--lr-schedule", default="cosine", help="constant or cosine (default: cosine)")
     p.add_argument("--train-size", type=_positive_int, default=None,
                    help="use only N training images (stratified), e.g. 4000 for a reduced-data setting")
@@ -127,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=None, help="search space name or FILE.yaml (default: the dataset's own, "
                                                  "else 'default')")
     p.add_argument("--model", default=None, help="smallcnn, lenet5, convnet or timm:NAME (default: from --budget)")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", dest="weights", action="store_const", const="hub",
+                         help="start a timm model from timm's pretrained weights (the Hugging Face cache)")
+    weights.add_argument("--weights", dest="weights", type=lambda s: str(Path(s).expanduser().resolve()),
+                         metavar="FILE", help="start a timm model from a local state dict or checkpoint")
     p.add_argument("--budget", default=None, help="tiny, demo, small, medium or large (default: small)")
     p.add_argument("--trials", type=_positive_int, default=None, help="number of trials (default: from --budget)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="epochs per full trial (default: from --budget)")

@@ -44,12 +44,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from autoaug.data.datasets import load_dataset
     from autoaug.stats import mean_std
     from autoaug.train.trainer import TrainConfig, evaluate, train
+    from autoaug.train.weights import FINETUNE, check_weights
 
     policy = resolve_policy(args.policy)
+    check_weights(args.model, args.weights)
+    recipe = FINETUNE if args.weights else {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
+    recipe = {k: recipe[k] if getattr(args, k) is None else getattr(args, k) for k in recipe}
     configs = [
-        TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-                    lr=args.lr, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule, seed=args.seed + i,
-                    device=args.device, precision=args.precision, compile=args.compile)
+        TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr_schedule=args.lr_schedule,
+                    seed=args.seed + i, device=args.device, precision=args.precision, compile=args.compile,
+                    weights=args.weights, **recipe)
         for i in range(args.seeds)
     ]
     if args.output is not None and not args.output.parent.is_dir():
@@ -60,8 +64,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_dataset(args.dataset, val_size=args.val_size, train_size=args.train_size, seed=args.seed,
                         image_size=args.image_size)
     print(f"{data.summary()}  (loaded in {time.perf_counter() - t0:.1f} s)")
-    print(f"policy {policy.name!r}: {', '.join(policy.ops) or 'no augmentation'}; model {args.model}; "
-          f"{args.epochs} epochs")
+    start = f", from {'pretrained' if args.weights == 'hub' else args.weights} weights" if args.weights else ""
+    print(f"policy {policy.name!r}: {', '.join(policy.ops) or 'no augmentation'}; model {args.model}{start}; "
+          f"{args.epochs} epochs, {recipe['optimizer']} lr {recipe['lr']:g} weight decay {recipe['weight_decay']:g}")
     runs = []
     for cfg in configs:
         print(f"seed {cfg.seed}:")
@@ -95,6 +100,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         compared_policies(args.compare or [])  # a bad --compare fails now, not after the search
     result = tune_policy(args.dataset, space=args.space, model=args.model, trials=args.trials, epochs=args.epochs,
                          budget=args.budget, train_size=args.train_size, image_size=args.image_size,
+                         weights=args.weights,
                          cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
                          storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,

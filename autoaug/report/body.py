@@ -81,6 +81,9 @@ def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: l
     env = environment()
     base = settings.base
     tuned = " (as the best trial of the search used them)" if found.train_overrides() else ""
+    if base.weights:  # fine-tuned, not trained from scratch
+        tuned += (", fine-tuned from " + ("timm's pretrained weights" if base.weights == "hub" else
+                                          f"the weights in `{base.weights}`") + " (new classifier)")
     seed_text = ", ".join(map(str, sorted({r["seed"] for r in records})))
     header, body = main_table(rows)
     n_text = ", ".join(f"{r['policy']} n = {r['n']}" for r in rows)

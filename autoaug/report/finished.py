@@ -38,7 +38,7 @@ class FinishedSearch:
         learning rate and weight decay; searched values where the space searched them)."""
         r = self.record  # older searches recorded no recipe: the defaults
         return TrainConfig(model=r.model, epochs=r.epochs, batch_size=r.batch_size,
-                           precision=precision or r.precision, compile=r.compile,
+                           precision=precision or r.precision, compile=r.compile, weights=r.weights,
                            **r.recipe() | self.train_overrides())
 
     def train_overrides(self) -> dict[str, float]:

@@ -53,7 +53,8 @@ class SearchResult:
 
 def tune_policy(dataset: str = DEFAULT_DATASET, *, space: str | None = None, model: str | None = None,
                 trials: int | None = None, epochs: int | None = None, budget: str | None = None,
-                train_size: int | None = None, image_size: int | None = None, cpus_per_trial: float | None = None,
+                train_size: int | None = None, image_size: int | None = None, weights: str | None = None,
+                cpus_per_trial: float | None = None,
                 gpus_per_trial: float | None = None, seed: int | None = None, address: str | None = None,
                 storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
                 tracking_uri: str | None = None, num_cpus: int | None = None, scheduler: str | None = None,
@@ -63,17 +64,18 @@ def tune_policy(dataset: str = DEFAULT_DATASET, *, space: str | None = None, mod
 
     Defaults: ``budget`` small (it sets trials, epochs, model and training size, which may be given instead; its
     training size is a ceiling on smaller data), ``image_size`` the images' own (every image made that size
-    square, :mod:`autoaug.data.resize`), ``scheduler`` asha, ``seed`` 0. ``precision`` (auto, fp32, bf16, fp16;
-    default auto) and ``compile`` (default off) set how every trial computes (:mod:`autoaug.train.precision`);
-    ``auto`` resolves on each trial's device. With ``resume``, every setting comes from the search being resumed;
-    one given that contradicts it is an error. ``select`` (default: the budget's, 3 for ``small``) best completed
-    trials, the best standard and ``none`` train again on more seeds and the best mean wins (0: the best single
-    trial wins; see :mod:`autoaug.search.selection`). Progress goes to ``echo``: a line per ended trial and a
-    status line (running trials, counts, best, time left) every few seconds, updated in place on the terminal with
-    ``live``."""
+    square, :mod:`autoaug.data.resize`), ``weights`` none (``hub`` or a state dict file: a timm model fine-tunes
+    from them, with AdamW at a lower rate, :mod:`autoaug.train.weights`), ``scheduler`` asha, ``seed`` 0.
+    ``precision`` (auto, fp32, bf16, fp16; default auto) and ``compile`` (default off) set how every trial
+    computes (:mod:`autoaug.train.precision`); ``auto`` resolves on each trial's device. With ``resume``, every
+    setting comes from the search being resumed; one given that contradicts it is an error. ``select`` (default:
+    the budget's, 3 for ``small``) best completed trials, the best standard and ``none`` train again on more seeds
+    and the best mean wins (0: the best single trial wins; see :mod:`autoaug.search.selection`). Progress goes to
+    ``echo``: a line per ended trial and a status line (running trials, counts, best, time left) every few
+    seconds, updated in place on the terminal with ``live``."""
     given = {"space": space, "model": model, "trials": trials, "epochs": epochs, "budget": budget,
              "train_size": train_size, "image_size": image_size, "scheduler": scheduler, "seed": seed,
-             "precision": precision, "compile": compile, "select": select}
+             "precision": precision, "compile": compile, "select": select, "weights": weights}
     settings = resolve(dataset, given, storage, name, resume, tracking_uri=tracking_uri, address=address,
                        num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, echo=echo,
                        live=live)

@@ -50,6 +50,7 @@ class SearchRecord:
     compile: bool = False
     select: int = 0
     study: str | None = None
+    weights: str | None = None
     optimizer: str | None = None
     lr: float | None = None
     weight_decay: float | None = None

@@ -17,9 +17,10 @@ from autoaug.search.budgets import BUDGETS, SCHEDULERS, rung_epoch, val_every
 from autoaug.search.record import RECORD_FILE, SearchRecord
 from autoaug.search.space import SearchSpace, load_space, space_file, space_for_dataset
 from autoaug.train.trainer import TrainConfig
+from autoaug.train.weights import FINETUNE, check_weights
 
 RESUMABLE = ("space", "model", "trials", "epochs", "budget", "train_size", "image_size", "scheduler", "seed",
-             "precision", "compile", "select")  # what a resumed search takes from its record
+             "precision", "compile", "select", "weights")  # what a resumed search takes from its record
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class SearchSettings:
         """Every trial's training settings (a trial's own seed and searched values go on top)."""
         r = self.record
         return TrainConfig(model=r.model, epochs=r.epochs, batch_size=r.batch_size, seed=r.seed,
-                           precision=r.precision, compile=r.compile,
+                           precision=r.precision, compile=r.compile, weights=r.weights,
                            val_every=1 if r.scheduler == "pbt" else val_every(self.grace, r.epochs), **r.recipe())
 
 
@@ -99,7 +100,8 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
             image_size=check_image_size(given["image_size"]), scheduler=scheduler, seed=given["seed"] or 0,
             precision=given["precision"] or "auto",
             compile=bool(given["compile"]), select=select, study=out.name if scheduler != "pbt" else None,
-            **b.recipe())
+            weights=given["weights"], **(FINETUNE if given["weights"] else b.recipe()))
+        check_weights(record.model, record.weights)
         if given["train_size"] is None and b.train_size is not None:  # the budget's size is a ceiling
             available = train_capacity(dataset, image_size=record.image_size)
             if available < b.train_size:

@@ -122,10 +122,16 @@ def check_model(name: str) -> None:
         raise AutoaugError(f"unknown timm model {name!r}{hint}")
 
 
-def _timm_model(name: str, in_channels: int, num_classes: int, image_size: int, small_stem: bool) -> nn.Module:
+def _timm_model(name: str, in_channels: int, num_classes: int, image_size: int, small_stem: bool,
+                weights: str | None) -> nn.Module:
     import timm
 
-    model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
+    if weights is not None:
+        from autoaug.train.weights import pretrained_timm
+
+        model = pretrained_timm(name, in_channels, num_classes, weights)
+    else:
+        model = timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels)
     if small_stem:
         _small_stem(model, in_channels, image_size)
     return model
@@ -136,10 +142,11 @@ def model_names() -> list[str]:
 
 
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int,
-                small_stem: bool | None = None) -> nn.Module:
-    """``smallcnn``, ``lenet5`` or ``timm:NAME``; ``small_stem`` (default: inputs up to 64 px) for timm."""
+                small_stem: bool | None = None, weights: str | None = None) -> nn.Module:
+    """``smallcnn``, ``lenet5`` or ``timm:NAME``; ``small_stem`` (default: inputs up to 64 px, and not with
+    pretrained ``weights``, whose stem it would replace) for timm; ``weights``: see :mod:`autoaug.train.weights`."""
     check_model(name)
     if name.startswith("timm:"):
-        stem = image_size <= 64 if small_stem is None else small_stem
-        return _timm_model(name[5:], in_channels, num_classes, image_size, stem)
+        stem = image_size <= 64 and weights is None if small_stem is None else small_stem
+        return _timm_model(name[5:], in_channels, num_classes, image_size, stem, weights)
     return MODELS[name](in_channels, num_classes, image_size)

@@ -56,6 +56,7 @@ class TrainConfig:
     precision: str = "auto"  # auto, fp32, bf16 or fp16 (autoaug.train.precision)
     compile: bool = False  # torch.compile the model
     val_every: int | None = None  # validate every N epochs and after the last; None: about 10 times a run
+    weights: str | None = None  # pretrained weights of a timm model: "hub" or a state dict file (train.weights)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -75,6 +76,8 @@ class TrainConfig:
             raise AutoaugError(f"weight_decay {self.weight_decay!r} must be >= 0")
         resolve_device(self.device)
         check_model(self.model)
+        if self.weights is not None and not self.model.startswith("timm:"):
+            raise AutoaugError(f"pretrained weights need a timm model (timm:NAME); {self.model!r} is autoaug's own")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,7 +173,7 @@ class Trainer:
         policy = resolve_policy(policy)
         c, h, w = data.image_shape
         torch.manual_seed(derive_seed(config.seed, "init"))
-        net = build_model(config.model, c, data.num_classes, min(h, w))
+        net = build_model(config.model, c, data.num_classes, min(h, w), weights=config.weights)
         self.controller = controller_for(policy, derive_seed(config.seed, "controller"))
         train_x, train_y = data.train_x, data.train_y
         if self.controller is not None and self.controller.holdout:
