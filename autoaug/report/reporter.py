@@ -176,11 +176,11 @@ def _final_runs(found: FinishedSearch, data: DatasetSplits, trained: Sequence[Po
                                 Status(echo, live))
 
         def on_record(record: dict[str, Any]) -> None:
+            if "error" not in record:  # journaled before it is shown: a run shown as done is never trained again
+                journal.append(path, {**record, "elapsed": before + time.perf_counter() - t0})
             what = (f"FAILED ({record['error']})" if "error" in record else
                     f"test acc {record['test']['acc']:.4f}, {record['train_seconds']:.0f} s")
             progress.ended(record.get("wall_seconds", 0.0), f"{record['policy']} seed {record['seed']}: {what}")
-            if "error" not in record:
-                journal.append(path, {**record, "elapsed": before + time.perf_counter() - t0})
             if tracker is not None:  # a lost server loses only the MLflow copy: the record stays in the report
                 tracker.log_final(record, params)
 
