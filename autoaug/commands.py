@@ -48,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     policy = resolve_policy(args.policy)
     check_weights(args.model, args.weights)
-    recipe = FINETUNE if args.weights else {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
+    recipe = FINETUNE if args.weights else {k: getattr(TrainConfig, k) for k in FINETUNE}  # TrainConfig's defaults
     recipe = {k: recipe[k] if getattr(args, k) is None else getattr(args, k) for k in recipe}
     configs = [
         TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr_schedule=args.lr_schedule,

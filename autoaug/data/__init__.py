@@ -8,7 +8,7 @@ from autoaug.lazy import attach
 __getattr__, __dir__ = attach(__name__, {
     "DEFAULT_DATASET": "names", "GENERATORS": "names",
     "DatasetSplits": "datasets", "load_dataset": "datasets", "describe_sources": "datasets",
-    "folder_name": "sources", "train_capacity": "datasets",
+    "folder_name": "sources", "reduce_train": "datasets",
     "generator_for": "synthetic",
 })
 __all__ = __dir__()

@@ -123,27 +123,26 @@ def _count(size: float | int, total: int, what: str) -> int:
 def make_splits(raw: RawData, name: str, *, val_size: float | int = 0.1, train_size: int | None = None,
                 seed: int = 0) -> DatasetSplits:
     """Carve a stratified, seeded ``val`` split from ``raw.train`` and optionally reduce ``train``."""
-    k = len(_validated(raw, name).classes)
+    _validated(raw, name)
     n_val = _count(val_size, len(raw.train_y), "val size")
     val_idx, train_idx = stratified_split(raw.train_y, n_val, make_generator(derive_seed(seed, "val")))
-    if train_size is not None:
-        if not k <= train_size <= len(train_idx):
-            raise AutoaugError(f"train size {train_size} is out of range; allowed: {k} to {len(train_idx)} "
-                               f"(the training images left after the val split)")
-        keep, _ = stratified_split(raw.train_y[train_idx], train_size, make_generator(derive_seed(seed, "train")))
-        train_idx = train_idx[keep]
-    return DatasetSplits(
+    data = DatasetSplits(
         name=name, classes=raw.classes,
         train_x=raw.train_x[train_idx], train_y=raw.train_y[train_idx],
         val_x=raw.train_x[val_idx], val_y=raw.train_y[val_idx],
         test_x=raw.test_x, test_y=raw.test_y, note=raw.note,
     )
+    return data if train_size is None else reduce_train(data, train_size, seed)
 
 
-def train_capacity(name: str, val_size: float | int = 0.1, image_size: int | None = None) -> int:
-    """How many training images source ``name`` has once its ``val_size`` split is carved out."""
-    raw = load_raw(name, image_size)
-    return len(raw.train_y) - _count(val_size, len(raw.train_y), "val size")
+def reduce_train(data: DatasetSplits, train_size: int, seed: int = 0) -> DatasetSplits:
+    """``data`` with ``train_size`` of its training images, stratified and seeded (val and test unchanged)."""
+    k = len(data.classes)
+    if not k <= train_size <= len(data.train_y):
+        raise AutoaugError(f"train size {train_size} is out of range; allowed: {k} to {len(data.train_y)} "
+                           f"(the training images left after the val split)")
+    keep, _ = stratified_split(data.train_y, train_size, make_generator(derive_seed(seed, "train")))
+    return replace(data, train_x=data.train_x[keep], train_y=data.train_y[keep])
 
 
 def load_dataset(name: str = DEFAULT_DATASET, *, val_size: float | int = 0.1, train_size: int | None = None,

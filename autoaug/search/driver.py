@@ -106,7 +106,7 @@ def run_search(settings: SearchSettings) -> SearchResult:
             frame = experiment.results(grid, r.epochs)
             run.tracker.drop_lost_children(set(frame["trial_id"]) if "trial_id" in frame else set())
             r = r.replace(wall_seconds=time.perf_counter() - t_start)
-            points = experiment.preset_points(settings.space, settings.train_config(), run.data.image_shape)
+            points = experiment.preset_points(settings.space, settings.base, run.data.image_shape)
             frame["preset"] = experiment.preset_column(frame, points)
             chosen = replay = None
             if r.scheduler != "pbt" and r.select:
@@ -144,7 +144,7 @@ class _Run:
         from ray import tune
 
         return tune.with_resources(tune.with_parameters(
-            fn, data=self.packed, space=self.settings.space, base=self.settings.train_config(),
+            fn, data=self.packed, space=self.settings.space, base=self.settings.base,
             gpu_memory_fraction=self.mem_fraction, **params), self.resources)
 
 
@@ -161,7 +161,8 @@ def _launched(settings: SearchSettings) -> Iterator[_Run]:
     r, out = settings.record, settings.out
     uri = settings.tracking_uri or default_tracking_uri()
     check_reachable(uri)
-    data = load_dataset(r.dataset, train_size=r.train_size, seed=r.seed, image_size=r.image_size)
+    data = settings.data if settings.data is not None else load_dataset(
+        r.dataset, train_size=r.train_size, seed=r.seed, image_size=r.image_size)
     started = start_ray(settings.address, settings.num_cpus)
     try:
         resources, mem_fraction = trial_resources(settings.cpus_per_trial, settings.gpus_per_trial)

@@ -59,7 +59,7 @@ def trials_tuner(settings: SearchSettings, trainable: Any, tracker: SearchTracke
     if r.scheduler == "pbt":
         trial_scheduler, param_space = pbt.scheduler(settings.space, r.epochs, r.seed)
     else:
-        points = list(preset_points(settings.space, settings.train_config(), image_shape).values())
+        points = list(preset_points(settings.space, settings.base, image_shape).values())
         search_alg = hooks.searcher(settings.space, r.seed, points, r.trials, r.epochs)
     if r.scheduler == "asha":
         trial_scheduler = hooks.asha(out.name, r.epochs, grace)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from autoaug.data.datasets import train_capacity
+from autoaug.data.datasets import DatasetSplits, load_dataset, reduce_train
 from autoaug.data.resize import check_image_size
 from autoaug.data.sources import folder_name
 from autoaug.errors import AutoaugError, choice_error
@@ -40,13 +41,15 @@ class SearchSettings:
     echo: Callable[[str], None] = print
     live: bool = False
     notes: tuple[str, ...] = ()  # what the search says first about how its settings were resolved
+    data: DatasetSplits | None = field(default=None, repr=False, compare=False)  # loaded once, by resolve
 
     @property
     def grace(self) -> int:
         """The epoch of ASHA's rung."""
         return rung_epoch(self.record.epochs)
 
-    def train_config(self) -> TrainConfig:
+    @functools.cached_property
+    def base(self) -> TrainConfig:
         """Every trial's training settings (a trial's own seed and searched values go on top)."""
         r = self.record
         return TrainConfig(model=r.model, epochs=r.epochs, batch_size=r.batch_size, seed=r.seed,
@@ -87,7 +90,6 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
     select = b.select if given["select"] is None else given["select"]
     if isinstance(select, bool) or not isinstance(select, int) or select < 0:
         raise AutoaugError(f"select {select!r} must be 0 (no selection stage) or a positive number of trials")
-    notes: tuple[str, ...] = ()
     if resume:
         record = saved
     else:
@@ -102,15 +104,27 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
             compile=bool(given["compile"]), select=select, study=out.name if scheduler != "pbt" else None,
             weights=given["weights"], **(FINETUNE if given["weights"] else b.recipe()))
         check_weights(record.model, record.weights)
-        if given["train_size"] is None and b.train_size is not None:  # the budget's size is a ceiling
-            available = train_capacity(dataset, image_size=record.image_size)
-            if available < b.train_size:
-                record = record.replace(train_size=None)
-                notes = (f"budget {budget!r} trains on up to {b.train_size} images; {dataset} has {available} "
-                         f"after its validation split: the search trains on all {available}",)
-    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, notes=notes, **run)
-    settings.train_config()  # a bad model, precision or recipe fails here, before anything is written
-    return settings
+    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, **run)
+    settings.base  # noqa: B018  (a bad model, precision or recipe fails here, before anything is written)
+    if record.finished:  # read back: nothing to train
+        return settings
+    ceiling = b.train_size if not resume and given["train_size"] is None else None
+    return _with_data(settings, ceiling, f"budget {budget!r}")
+
+
+def _with_data(settings: SearchSettings, ceiling: int | None, budget: str) -> SearchSettings:
+    """``settings`` with the search's data, loaded once; the ``budget``'s training size (``ceiling``) takes at most
+    what the data has, and the search says so first."""
+    r = settings.record
+    data = load_dataset(r.dataset, train_size=None if ceiling else r.train_size, seed=r.seed, image_size=r.image_size)
+    if ceiling is None:
+        return replace(settings, data=data)
+    if len(data.train_y) >= ceiling:
+        return replace(settings, data=reduce_train(data, ceiling, r.seed))
+    n = len(data.train_y)
+    note = (f"{budget} trains on up to {ceiling} images; {r.dataset} has {n} after its validation split: the search "
+            f"trains on all {n}")
+    return replace(settings, record=r.replace(train_size=None), data=data, notes=(note,))
 
 
 def resumed(given: Mapping[str, Any], saved: SearchRecord, dataset: str) -> dict[str, Any]:

@@ -255,6 +255,7 @@ class FinalTracker(_Runs):
                  dataset: dict[str, Any] | None = None) -> None:
         super().__init__(tracking_uri, echo)
         self.parent_id, self.dataset = parent_id, dataset  # dataset: the input every final run records
+        self.code = code_tags()  # the same for every final run: asked once
         self.experiment_id = self.client.get_run(parent_id).info.experiment_id
 
     def log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str | None:
@@ -270,7 +271,7 @@ class FinalTracker(_Runs):
         run_id = self.client.create_run(self.experiment_id, run_name=f"final-{name}-seed{seed}", tags={
             "mlflow.parentRunId": self.parent_id, "autoaug.role": "final", "autoaug.policy": name,
             "autoaug.seed": str(seed), "autoaug.report": str(params.get("report", "")),
-            "autoaug.journal": str(params.get("journal", "")), **code_tags()}).info.run_id
+            "autoaug.journal": str(params.get("journal", "")), **self.code}).info.run_id
         if self.dataset is not None:
             self.log_dataset(run_id, self.dataset)
         self.log_params(run_id, {**params, "policy": name, "seed": seed})
