@@ -68,7 +68,16 @@ def _check_one_run_per_trial(tmp_path: Path) -> pd.DataFrame:
     children = _children(uri, parent_id, "trial")
     assert sorted(c.data.tags["autoaug.trial_id"] for c in children) == sorted(trials["trial_id"])
     assert all(c.info.status == "FINISHED" for c in children)
+    assert sorted(_study_trials(folder)) == sorted(trials["trial_id"])  # the Optuna study agrees with trials.csv
     return trials
+
+
+def _study_trials(folder: Path) -> list[str]:
+    """The Tune trial ids of the trials in the search's Optuna study, as ``optuna.load_study`` sees them."""
+    import optuna
+
+    study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'optuna.db'}")
+    return [t.user_attrs["tune_trial_id"] for t in study.get_trials()]
 
 
 # kill points: before any trial ends (trials are starting), after the first trial ended, after the first final run
@@ -87,6 +96,8 @@ def test_a_killed_search_resumes_without_losing_or_repeating_work(tmp_path: Path
     before = ray_processes()
     report = point == "during the report"
     first = _run_until(_command(tmp_path, report=report), tmp_path / "first.log", re.compile(POINTS[point]), tmp_path)
+    if point == "mid-search":  # the running search's study holds the trial that ended
+        assert len(_study_trials(tmp_path / "runs" / "r")) >= 1 and first.poll() is None
     first.send_signal(getattr(signal, sig))
     code = first.wait(timeout=120)
     text = (tmp_path / "first.log").read_text()

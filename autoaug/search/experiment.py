@@ -14,6 +14,7 @@ from autoaug.search import hooks, selection
 from autoaug.search.hooks import METRIC, MODE, PROGRESS, RUNGS
 from autoaug.search.settings import SearchSettings
 from autoaug.search.space import SearchSpace
+from autoaug.search.study import live_study
 from autoaug.search.tracking import SearchTracker, tune_callback
 from autoaug.train.trainer import TrainConfig
 
@@ -48,7 +49,8 @@ def trials_tuner(settings: SearchSettings, trainable: Any, tracker: SearchTracke
     from autoaug.search import pbt
 
     r, out, grace = settings.record, settings.out, settings.grace
-    callbacks = [hooks.progress_callback(out.name, r.epochs), tune_callback(tracker.parent_id, r.epochs)]
+    callbacks = [*([live_study(out, settings.space, r.epochs)] if r.study else []),  # before the progress line
+                 hooks.progress_callback(out.name, r.epochs), tune_callback(tracker.parent_id, r.epochs)]
     if settings.resume and hooks.restorable(out):
         if r.scheduler == "asha" and (history := tracker.histories(METRIC)):
             RUNGS[out.name] = history

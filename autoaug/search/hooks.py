@@ -30,8 +30,8 @@ def _define(space: SearchSpace, trial: Any) -> None:
 def searcher(space: SearchSpace, seed: int, points: Sequence[dict[str, Any]], trials: int, epochs: int) -> Any:
     """Seeded TPE that evaluates ``points`` first; a quarter of the ``trials`` (at least the points and two random
     ones) start it. A trial that ended before ``epochs`` without an error is told to Optuna as PRUNED. Its study
-    lives in memory (and in Tune's checkpoints, for a resume); :func:`autoaug.search.study.write_study` stores
-    the finished one."""
+    lives in memory (and in Tune's checkpoints, for a resume); :mod:`autoaug.search.study` shows it in
+    ``optuna.db``."""
     import optuna
     from optuna.trial import TrialState
     from ray.tune.search.optuna import OptunaSearch
