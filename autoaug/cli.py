@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the latest unfinished search of DATASET: its trials, then its report")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite in ./mlruns)")
+    p.add_argument("--system-metrics", action="store_true",
+                   help="log MLflow's system metrics (CPU, memory, disk, network, GPU) of this machine to the "
+                        "search's run, every 10 s")
     p.add_argument("--save-policy", type=Path, default=None, help="also write the best policy to this file")
     p.add_argument("--seed", type=int, default=None, help="root seed of the search (default: 0)")
     p.add_argument("--select", type=_int_from(0), default=None,
@@ -182,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robust-size", type=_positive_int, default=500,
                    help="test images used for the corruption and FGSM evaluation (default: 500)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the search's)")
+    p.add_argument("--system-metrics", action="store_true",
+                   help="log MLflow's system metrics of this machine to the search's run while the report runs")
     p.add_argument("--cpus-per-trial", type=_share, default=None)
     p.add_argument("--gpus-per-trial", type=_share, default=None)
     p.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")

@@ -105,7 +105,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                          gpus_per_trial=args.gpus_per_trial, seed=args.seed, address=args.address,
                          storage=args.storage, name=args.name, resume=args.resume, tracking_uri=args.tracking_uri,
                          scheduler=args.scheduler, precision=args.precision, compile=args.compile,
-                         select=args.select, echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
+                         select=args.select, system_metrics=args.system_metrics,
+                         echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
     from autoaug.report import describe
     from autoaug.search import note_report
 
@@ -133,6 +134,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     report = make_report(result.output_dir, seeds=args.report_seeds, out=args.reports, compare=args.compare,
                          tracking_uri=args.tracking_uri, cpus_per_trial=args.cpus_per_trial,
                          gpus_per_trial=args.gpus_per_trial, address=args.address,
+                         system_metrics=args.system_metrics,
                          echo=lambda line: print(line, flush=True), live=sys.stdout.isatty())
     note_report(result.output_dir, report.folder)
     _print_table(report.rows)
@@ -157,6 +159,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                              tracking_uri=args.tracking_uri,
                              robust_size=args.robust_size, cpus_per_trial=args.cpus_per_trial,
                              gpus_per_trial=args.gpus_per_trial, address=args.address, precision=args.precision,
+                             system_metrics=args.system_metrics,
                              echo=lambda line: print(line, flush=True), live=sys.stdout.isatty()).rows)
     return 0
 

@@ -39,8 +39,10 @@ class FinalSettings:
     fgsm_epsilon: float = FGSM_EPSILON
 
 
-def final_run(policy: Policy, seed: int, data: DatasetSplits, settings: FinalSettings) -> dict[str, Any]:
-    """Train with ``policy`` and ``seed``, then evaluate on the test split; a JSON-ready record."""
+def final_run(policy: Policy, seed: int, data: DatasetSplits, settings: FinalSettings,
+              keep_model: bool = False) -> dict[str, Any]:
+    """Train with ``policy`` and ``seed``, then evaluate on the test split; a JSON-ready record, with the trained
+    model under ``model`` (float32, on the CPU, in eval mode; normalization included) where ``keep_model``."""
     cfg = replace(settings.base, seed=seed)
     device = resolve_device(cfg.device)
     if device.type == "cuda":
@@ -82,25 +84,32 @@ def final_run(policy: Policy, seed: int, data: DatasetSplits, settings: FinalSet
         "cpu_util": cpu / (wall * torch.get_num_threads()) if device.type == "cpu" else math.nan,
         "peak_memory_mb": (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
                            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20,
-    }
+    } | ({"model": plain_model(model)} if keep_model else {})
+
+
+def plain_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The trained ``model`` as anyone can run it: without its precision wrapper, float32, on the CPU, in eval
+    mode. Float images ``[B, C, H, W]`` in ``[0, 1]`` in, logits ``[B, K]`` out."""
+    net = getattr(model, "module", model)
+    return getattr(net, "_orig_mod", net).float().cpu().eval()  # torch.compile's wrapper holds the module
 
 
 def _remote_final(packed: dict[str, Any], policy: Policy, seed: int, settings: FinalSettings,
-                  gpu_memory_fraction: float | None) -> dict[str, Any]:
+                  gpu_memory_fraction: float | None, keep_model: bool) -> dict[str, Any]:
     from autoaug.search import node_id, unpack, worker_device
 
     settings = replace(settings, base=replace(settings.base, device=worker_device(gpu_memory_fraction)))
-    return {**final_run(policy, seed, unpack(packed), settings), "node_id": node_id()}
+    return {**final_run(policy, seed, unpack(packed), settings, keep_model), "node_id": node_id()}
 
 
 def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSplits, settings: FinalSettings, *,
                resources: Mapping[str, float], gpu_memory_fraction: float | None,
                on_record: Callable[[dict[str, Any]], None], on_wait: Callable[[], None] = lambda: None,
-               skip: Collection[tuple[str, int]] = ()) -> list[dict[str, Any]]:
+               skip: Collection[tuple[str, int]] = (), keep: tuple[str, int] | None = None) -> list[dict[str, Any]]:
     """Every (policy, seed) but those named in ``skip`` as a Ray task with ``resources``, in a fresh worker
     each (so the peak memory is the run's own); ``on_record`` gets each record as it arrives, ``on_wait`` is
     called every second while none does (progress). A run that raises gives a record with an ``error`` instead
-    of metrics; the others go on. Needs a started Ray."""
+    of metrics; the others go on. The run ``keep`` names returns its trained model (``model``). Needs a started Ray."""
     import ray
 
     from autoaug.search import pack
@@ -108,7 +117,7 @@ def run_finals(policies: Sequence[Policy], seeds: Sequence[int], data: DatasetSp
     ref = ray.put(pack(data, test=True))
     # no retries: a run that crashed is reported as failed, not silently trained again
     task = ray.remote(num_cpus=resources["cpu"], num_gpus=resources["gpu"], max_calls=1, max_retries=0)(_remote_final)
-    pending = {task.remote(ref, p, s, settings, gpu_memory_fraction): (p.name, s)
+    pending = {task.remote(ref, p, s, settings, gpu_memory_fraction, (p.name, s) == keep): (p.name, s)
                for p in policies for s in seeds if (p.name, s) not in skip}
     records = []
     try:

@@ -33,6 +33,8 @@ from autoaug.report.document import to_html, to_markdown
 from autoaug.report.finals import FinalSettings
 from autoaug.report.finished import SEARCHED, FinishedSearch, load_search
 from autoaug.report.summary import by_policy, comparison_rows
+from autoaug.report.tracking import save_model
+from autoaug.search.tracking import system_monitor
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,11 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
                 compare: Sequence[str] | None = None,
                 tracking_uri: str | None = None, cpus_per_trial: float | None = None,
                 gpus_per_trial: float | None = None, robust_size: int = 500, address: str | None = None,
-                num_cpus: int | None = None, precision: str | None = None,
+                num_cpus: int | None = None, precision: str | None = None, system_metrics: bool = False,
                 echo: Callable[[str], None] = print, live: bool = False) -> Report:
     """Retrain the best policy of ``search`` and the ``compare`` policies (:func:`compared_policies`) on ``seeds``
-    seeds; write the report under ``out``. ``precision``: as the search computed, unless given."""
+    seeds; write the report under ``out``. ``precision``: as the search computed, unless given.
+    ``system_metrics``: MLflow's system metrics of this machine go to the search's run while the runs train."""
     if not isinstance(seeds, int) or seeds < 1:
         raise AutoaugError(f"seeds {seeds!r} must be a positive integer")
     if not isinstance(robust_size, int) or robust_size < 1:
@@ -105,8 +108,11 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
         quality = generator_quality(data, policies, seed_list, echo)
     run = {"cpus_per_trial": cpus_per_trial, "gpus_per_trial": gpus_per_trial, "address": address,
            "num_cpus": num_cpus, "live": live}
-    records, final_seconds, resources = _final_runs(found, data, trained, policies, seed_list, settings, folder,
-                                                    tracker, echo, **run)
+    # the searched policy's model from its first seed is logged to MLflow (mlflow.pytorch) with the policy
+    keep = ((twin or SEARCHED, seed_list[0]), replace(found.best, name=SEARCHED))
+    with system_monitor(found.tracking_uri, tracker and found.parent_run_id, system_metrics):
+        records, final_seconds, resources = _final_runs(found, data, trained, policies, seed_list, settings,
+                                                        folder, tracker, echo, keep, **run)
     if twin:
         records += [{**r, "policy": SEARCHED, "same_as": twin} for r in records if r["policy"] == twin]
     order = [p.name for p in policies]
@@ -141,11 +147,12 @@ def twin_of(best: Policy, compared: Sequence[Policy]) -> str | None:
 
 def _final_runs(found: FinishedSearch, data: DatasetSplits, trained: Sequence[Policy], policies: Sequence[Policy],
                 seed_list: Sequence[int], settings: FinalSettings, folder: Path, tracker: Any,
-                echo: Callable[[str], None], *, cpus_per_trial: float | None, gpus_per_trial: float | None,
-                address: str | None, num_cpus: int | None, live: bool) -> tuple[list[dict[str, Any]], float,
-                                                                                 dict[str, float]]:
+                echo: Callable[[str], None], keep: tuple[tuple[str, int], Policy], *,
+                cpus_per_trial: float | None, gpus_per_trial: float | None, address: str | None,
+                num_cpus: int | None, live: bool) -> tuple[list[dict[str, Any]], float, dict[str, float]]:
     """Train ``trained`` on ``seed_list`` through Ray, each run logged to MLflow (``tracker``) as it ends; the runs'
-    records, the wall time they took (the journaled runs' included) and each run's resources.
+    records, the wall time they took (the journaled runs' included) and each run's resources. The run ``keep``
+    names keeps its trained model beside the journal, and MLflow gets it with the policy ``keep`` gives.
 
     Finished runs are journaled as they arrive and the journal is kept: the same report command after a crash or
     Ctrl-C trains only the missing runs, after a finished report remakes it without training, and a report on
@@ -156,17 +163,23 @@ def _final_runs(found: FinishedSearch, data: DatasetSplits, trained: Sequence[Po
     from autoaug.search import concurrent, start_ray, trial_resources
 
     path = journal.journal_path(folder.parent, found, policies, settings)
+    model_file = path.with_name(f".model-{path.stem[len('.runs-'):]}.pt")
     earlier = [r for r in journal.read_journal(path) if r["seed"] in seed_list]
     if earlier:
         echo(f"reusing {len(earlier)} of {len(trained) * len(seed_list)} finished runs from {path} "
              "(delete it to train them again)")
     params = {k: v for k, v in settings.base.to_dict().items() if k not in ("seed", "device")} | {
         "report": folder.name, "journal": path.stem[len(".runs-"):]}
+
+    def log(record: dict[str, Any]) -> None:
+        kept = (record["policy"], record["seed"]) == keep[0] and model_file.exists()
+        tracker.log_final(record, params, *((model_file, keep[1]) if kept else ()))
+
     if tracker is not None and earlier:  # a report killed between a run's journal line and its MLflow run
         logged = tracker.logged(params["journal"]) or set()
         for record in earlier:
             if (record["policy"], record["seed"]) not in logged:
-                tracker.log_final(record, params)
+                log(record)
     before = max((r["elapsed"] for r in earlier), default=0.0)
     started = start_ray(address, num_cpus)
     t0 = time.perf_counter()
@@ -176,17 +189,19 @@ def _final_runs(found: FinishedSearch, data: DatasetSplits, trained: Sequence[Po
                                 Status(echo, live))
 
         def on_record(record: dict[str, Any]) -> None:
+            if (model := record.pop("model", None)) is not None:
+                save_model(model, model_file)
             if "error" not in record:  # journaled before it is shown: a run shown as done is never trained again
                 journal.append(path, {**record, "elapsed": before + time.perf_counter() - t0})
             what = (f"FAILED ({record['error']})" if "error" in record else
                     f"test acc {record['test']['acc']:.4f}, {record['train_seconds']:.0f} s")
             progress.ended(record.get("wall_seconds", 0.0), f"{record['policy']} seed {record['seed']}: {what}")
             if tracker is not None:  # a lost server loses only the MLflow copy: the record stays in the report
-                tracker.log_final(record, params)
+                log(record)
 
         records = run_finals(trained, seed_list, data, settings, resources=resources,
                              gpu_memory_fraction=mem_fraction, on_record=on_record, on_wait=progress.tick,
-                             skip={(r["policy"], r["seed"]) for r in earlier})
+                             skip={(r["policy"], r["seed"]) for r in earlier}, keep=keep[0])
         progress.status.close()
     finally:
         if started:
@@ -212,6 +227,9 @@ def _tracker(found: FinishedSearch, data: DatasetSplits, echo: Callable[[str], N
     if found.parent_run_id is None or found.tracking_uri is None:
         echo(f"note: {found.folder} records no MLflow run (no mlflow.json); the final runs are not tracked")
         return None
-    from autoaug.search import FinalTracker, dataset_input
+    from autoaug.report.tracking import FinalTracker
+    from autoaug.search import dataset_input
+    from autoaug.train.batches import to_float
 
-    return FinalTracker(found.tracking_uri, found.parent_run_id, echo, dataset=dataset_input(data))
+    return FinalTracker(found.tracking_uri, found.parent_run_id, echo, dataset=dataset_input(data),
+                        example=to_float(data.test_x[:2]).numpy())  # 2: a dynamic batch size

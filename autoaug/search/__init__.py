@@ -15,7 +15,7 @@ __getattr__, __dir__ = attach(__name__, {
     # what the report runs on: Ray (start or join it, size and place a run, share the data) and MLflow
     "start_ray": "cluster", "trial_resources": "cluster", "concurrent": "cluster", "worker_device": "cluster",
     "node_id": "cluster", "pack": "cluster", "unpack": "cluster",
-    "FinalTracker": "tracking", "client_for": "tracking", "default_tracking_uri": "tracking", "store_of": "tracking",
+    "client_for": "tracking", "default_tracking_uri": "tracking", "store_of": "tracking",
     "dataset_input": "provenance", "code_tags": "provenance",
 })
 __all__ = __dir__()

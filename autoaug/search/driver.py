@@ -59,7 +59,7 @@ def tune_policy(dataset: str = DEFAULT_DATASET, *, space: str | None = None, mod
                 storage: str | os.PathLike[str] = "autoaug-runs", name: str | None = None, resume: bool = False,
                 tracking_uri: str | None = None, num_cpus: int | None = None, scheduler: str | None = None,
                 precision: str | None = None, compile: bool | None = None, select: int | None = None,
-                echo: Callable[[str], None] = print, live: bool = False) -> SearchResult:
+                system_metrics: bool = False, echo: Callable[[str], None] = print, live: bool = False) -> SearchResult:
     """Search a policy for ``dataset``; returns the best policy (also written as JSON) and every trial.
 
     Defaults: ``budget`` small (it sets trials, epochs, model and training size, which may be given instead; its
@@ -72,13 +72,14 @@ def tune_policy(dataset: str = DEFAULT_DATASET, *, space: str | None = None, mod
     the budget's, 3 for ``small``) best completed trials, the best standard and ``none`` train again on more seeds
     and the best mean wins (0: the best single trial wins; see :mod:`autoaug.search.selection`). Progress goes to
     ``echo``: a line per ended trial and a status line (running trials, counts, best, time left) every few
-    seconds, updated in place on the terminal with ``live``."""
+    seconds, updated in place on the terminal with ``live``. ``system_metrics``: MLflow's system metrics of this
+    machine go to the search's parent run every 10 s."""
     given = {"space": space, "model": model, "trials": trials, "epochs": epochs, "budget": budget,
              "train_size": train_size, "image_size": image_size, "scheduler": scheduler, "seed": seed,
              "precision": precision, "compile": compile, "select": select, "weights": weights}
     settings = resolve(dataset, given, storage, name, resume, tracking_uri=tracking_uri, address=address,
                        num_cpus=num_cpus, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, echo=echo,
-                       live=live)
+                       live=live, system_metrics=system_metrics)
     if settings.record.finished:
         echo(f"the search in {settings.out} has finished all its trials; its result is read back")
         return finished_result(settings.out)
@@ -156,7 +157,7 @@ def _launched(settings: SearchSettings) -> Iterator[_Run]:
     import ray
 
     from autoaug.search.cluster import pack, start_ray, trial_resources
-    from autoaug.search.tracking import check_reachable, default_tracking_uri
+    from autoaug.search.tracking import check_reachable, default_tracking_uri, system_monitor
 
     r, out = settings.record, settings.out
     uri = settings.tracking_uri or default_tracking_uri()
@@ -176,7 +177,8 @@ def _launched(settings: SearchSettings) -> Iterator[_Run]:
         if not settings.resume:
             r.to_file(out)
             tracker.log_dataset(tracker.parent_id, dataset_input(data))
-        yield _Run(settings, data, pack(data), resources, mem_fraction, tracker)
+        with system_monitor(uri, tracker.parent_id, settings.system_metrics):
+            yield _Run(settings, data, pack(data), resources, mem_fraction, tracker)
         status = "FINISHED"
     except (KeyboardInterrupt, SystemExit):
         status = "KILLED"

@@ -40,6 +40,7 @@ class SearchSettings:
     gpus_per_trial: float | None = None
     echo: Callable[[str], None] = print
     live: bool = False
+    system_metrics: bool = False  # MLflow's system metrics of this machine, on the parent run
     notes: tuple[str, ...] = ()  # what the search says first about how its settings were resolved
     data: DatasetSplits | None = field(default=None, repr=False, compare=False)  # loaded once, by resolve
 

@@ -10,13 +10,14 @@ not logged (the search's own files hold all of it).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +86,29 @@ def client_for(tracking_uri: str) -> Any:
     return MlflowClient(tracking_uri)
 
 
-def _tolerant(method: Callable[..., Any]) -> Callable[..., Any]:
+@contextlib.contextmanager
+def system_monitor(tracking_uri: str | None, run_id: str | None, on: bool) -> Iterator[None]:
+    """With ``on``, MLflow's system metrics (``system/cpu_utilization_percentage``, memory, disk, network, GPU
+    where there is one) of this machine logged to ``run_id`` every 10 s while the block runs."""
+    if not on or run_id is None:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, tracking_uri=tracking_uri, resume_logging=True)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
+
+
+def tolerant(method: Callable[..., Any]) -> Callable[..., Any]:
     """An MLflow write whose failure does not fail the search: the first one is reported and marks the tracker
     down (``None`` is returned then and from then on, and nothing more is sent)."""
 
     @functools.wraps(method)
-    def guarded(self: _Runs, *args: Any, **kwargs: Any) -> Any:
+    def guarded(self: Runs, *args: Any, **kwargs: Any) -> Any:
         if self.down is None:
             try:
                 return method(self, *args, **kwargs)
@@ -104,7 +122,7 @@ def _tolerant(method: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
-class _Runs:
+class Runs:
     """Writes params and metrics of runs through one ``MlflowClient``. ``down``: why the tracking server stopped
     taking writes (then nothing more is sent); ``unlogged``: what was not logged since."""
 
@@ -128,7 +146,7 @@ class _Runs:
             items = ", ".join(sorted(self.unlogged)) or "no run's results"
             self.echo(f"MLflow at {self.uri} was lost ({self.down}); not logged there: {items}; {also}")
 
-    @_tolerant
+    @tolerant
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -136,7 +154,7 @@ class _Runs:
         for i in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[i : i + 100])
 
-    @_tolerant
+    @tolerant
     def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int) -> None:
         from mlflow.entities import Metric
 
@@ -146,27 +164,27 @@ class _Runs:
         for i in range(0, len(items), 500):
             self.client.log_batch(run_id, metrics=items[i : i + 500])
 
-    @_tolerant
+    @tolerant
     def log_dataset(self, run_id: str, fields: dict[str, Any], context: str = "training") -> None:
         """``fields`` (:func:`autoaug.search.provenance.dataset_input`) as a dataset input of ``run_id``."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         self.client.log_inputs(run_id, [DatasetInput(Dataset(**fields), [InputTag("mlflow.data.context", context)])])
 
-    @_tolerant
+    @tolerant
     def fail(self, run_id: str, error: str) -> None:
         """Close ``run_id`` FAILED, with ``error`` as its ``autoaug.error`` tag."""
         self.client.set_tag(run_id, "autoaug.error", error[:5000])
         self.close(run_id, "FAILED", "failed")
 
-    @_tolerant
+    @tolerant
     def close(self, run_id: str, status: str, outcome: str | None = None) -> None:
         if outcome:
             self.client.set_tag(run_id, "autoaug.status", outcome)
         self.client.set_terminated(run_id, status)
 
 
-class SearchTracker(_Runs):
+class SearchTracker(Runs):
     """Owns the parent run of one search and the child runs of its trials."""
 
     def __init__(self, tracking_uri: str, experiment: str, search_dir: Path, params: dict[str, Any],
@@ -201,7 +219,7 @@ class SearchTracker(_Runs):
         self.children = {t["autoaug.trial_id"]: t["run_id"] for t in tags}
         self.roles = {t["autoaug.trial_id"]: t.get("autoaug.role", "trial") for t in tags}
 
-    @_tolerant
+    @tolerant
     def child(self, trial_id: str, params: dict[str, Any], role: str = "trial") -> str:
         """The child run of ``trial_id``, created once."""
         if trial_id not in self.children:
@@ -211,14 +229,14 @@ class SearchTracker(_Runs):
             self.log_params(run.info.run_id, params)
         return self.children[trial_id]
 
-    @_tolerant
+    @tolerant
     def histories(self, metric: str) -> dict[str, dict[int, float]]:
         """``metric`` of every search trial as logged, by step (epoch): what a resumed search's ASHA rungs
         are refilled from."""
         return {trial_id: {int(m.step): m.value for m in self.client.get_metric_history(run_id, metric)}
                 for trial_id, run_id in self.children.items() if self.roles[trial_id] == "trial"}
 
-    @_tolerant
+    @tolerant
     def drop_lost_children(self, trial_ids: set[str]) -> None:
         """Delete the child runs of search trials not in ``trial_ids``: a driver that died (killed, or stopped by
         a storage failure) loses the trials it started after its last saved state, and the resumed search runs
@@ -234,7 +252,7 @@ class SearchTracker(_Runs):
                         "the search's own files hold everything")
         ACTIVE.pop(self.parent_id, None)
 
-    @_tolerant
+    @tolerant
     def _finish(self, status: str, artifacts: list[Path], cause: str | None) -> None:
         if cause:
             self.client.set_tag(self.parent_id, "autoaug.cause", cause[:5000])
@@ -245,63 +263,6 @@ class SearchTracker(_Runs):
             if path.exists():
                 self.client.log_artifact(self.parent_id, str(path))
         self.client.set_terminated(self.parent_id, status)
-
-
-class FinalTracker(_Runs):
-    """The reporter's final retrains as child runs of a search's parent run (``autoaug.role=final``, with
-    ``autoaug.policy`` and ``autoaug.seed`` tags), and the report's files as artifacts of the parent."""
-
-    def __init__(self, tracking_uri: str, parent_id: str, echo: Callable[[str], None] = print,
-                 dataset: dict[str, Any] | None = None) -> None:
-        super().__init__(tracking_uri, echo)
-        self.parent_id, self.dataset = parent_id, dataset  # dataset: the input every final run records
-        self.code = code_tags()  # the same for every final run: asked once
-        self.experiment_id = self.client.get_run(parent_id).info.experiment_id
-
-    def log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str | None:
-        """One run for one final record (see :func:`autoaug.report.finals.final_run`); FAILED with its error if it
-        has one. ``None`` when the server is lost."""
-        run_id = self._log_final(record, params)
-        self.missed(f"{record['policy']} seed {record['seed']}")
-        return run_id
-
-    @_tolerant
-    def _log_final(self, record: dict[str, Any], params: dict[str, Any]) -> str:
-        name, seed = record["policy"], record["seed"]
-        run_id = self.client.create_run(self.experiment_id, run_name=f"final-{name}-seed{seed}", tags={
-            "mlflow.parentRunId": self.parent_id, "autoaug.role": "final", "autoaug.policy": name,
-            "autoaug.seed": str(seed), "autoaug.report": str(params.get("report", "")),
-            "autoaug.journal": str(params.get("journal", "")), **self.code}).info.run_id
-        if self.dataset is not None:
-            self.log_dataset(run_id, self.dataset)
-        self.log_params(run_id, {**params, "policy": name, "seed": seed})
-        if "error" in record:
-            self.fail(run_id, record["error"])
-            return run_id
-        for m in record["history"]:
-            self.log_metrics(run_id, {k: v for k, v in m.items() if k != "epoch"}, step=m["epoch"])
-        final = {f"test_{k}": v for k, v in record["test"].items()}
-        final |= {k: record[k] for k in ("train_acc", "gap", "corruption_acc", "fgsm_acc", "train_seconds",
-                                          "aug_share", "peak_memory_mb", "cpu_util")}
-        self.log_metrics(run_id, final, step=len(record["history"]))
-        self.close(run_id, "FINISHED", "completed")
-        return run_id
-
-    @_tolerant
-    def logged(self, journal: str) -> set[tuple[str, int]]:
-        """``(policy, seed)`` of the final runs logged from the report journal ``journal`` (its key)."""
-        runs = self.client.search_runs([self.experiment_id], filter_string=(
-            f"tags.mlflow.parentRunId = '{self.parent_id}' and tags.`autoaug.journal` = '{journal}'"))
-        return {(r.data.tags["autoaug.policy"], int(r.data.tags["autoaug.seed"])) for r in runs}
-
-    def log_report(self, folder: Path, artifact_path: str) -> None:
-        """The report's files as artifacts of the parent run; after a lost server, say what is not in MLflow."""
-        self._log_report(folder, artifact_path)
-        self.say_missed(f"the report's files (in {folder})")
-
-    @_tolerant
-    def _log_report(self, folder: Path, artifact_path: str) -> None:
-        self.client.log_artifacts(self.parent_id, str(folder), artifact_path=artifact_path)
 
 
 def trial_error(trial: Any) -> str:

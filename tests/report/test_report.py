@@ -154,6 +154,40 @@ def test_final_runs_are_nested_mlflow_runs_and_report_is_logged(report, search, 
     assert all(r.inputs.dataset_inputs[0].dataset.name == "fashion_mnist_small" for r in finals)  # the data it used
     assert {r.data.tags["mlflow.source.git.commit"] for r in finals} == {parent.data.tags["mlflow.source.git.commit"]}
     assert ray_processes() <= before
+    cpu = client.get_metric_history(result.mlflow_run_id, "system/cpu_utilization_percentage")  # --system-metrics
+    assert len(cpu) >= 2 and all(0 <= m.value <= 100 for m in cpu)
+
+
+def test_the_searched_policys_first_model_is_logged_with_its_policy(report, search, mlflow_server: str) -> None:
+    import mlflow
+    import mlflow.pytorch
+    from mlflow.tracking import MlflowClient
+
+    from autoaug.augment.policy import Policy
+    from autoaug.data import load_dataset
+    from autoaug.train.batches import to_float
+
+    result, _ = search
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_run(result.mlflow_run_id).info.experiment_id
+    name = twin_of(result.best_policy, compared_policies(COMPARE)) or SEARCHED
+    (run,) = client.search_runs([experiment], filter_string=(
+        f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.policy` = '{name}' "
+        "and tags.`autoaug.seed` = '1'"))
+    mlflow.set_tracking_uri(mlflow_server)
+    uri = f"runs:/{run.info.run_id}/model"
+    assert mlflow.models.get_model_info(uri).signature is not None  # from the input example
+    model = mlflow.pytorch.load_model(uri)  # torch.export's module: in eval mode, any batch size, no autoaug code
+    r = result.record
+    data = load_dataset(r.dataset, train_size=r.train_size, seed=r.seed, image_size=r.image_size)
+    with torch.no_grad():
+        acc = (model(to_float(data.test_x)).argmax(1) == data.test_y).float().mean().item()
+    assert abs(acc - run.data.metrics["test_acc"]) < 0.03  # float32 here; trained and tested in bf16 on this CPU
+    policy_file = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/policy.json"))
+    assert Policy.load(policy_file).ops == result.best_policy.ops
+    others = client.search_runs([experiment], filter_string=(
+        f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'final'"))
+    assert sum(bool(client.list_artifacts(o.info.run_id)) for o in others) == 1  # that run alone
 
 
 def test_bad_search_argument(tmp_path: Path) -> None:
