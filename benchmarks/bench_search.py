@@ -32,7 +32,7 @@ from _report import write_section
 
 from autoaug.data.datasets import load_dataset
 from autoaug.search.driver import BUDGETS, tune_policy
-from autoaug.search.space import load_space, space_for_dataset
+from autoaug.search.space import load_space
 from autoaug.train.trainer import TrainConfig, train
 
 
@@ -96,7 +96,7 @@ def search(tmp: Path, name: str, dataset: str, **kwargs: object) -> tuple[float,
 def plain_loop(dataset: str, result: object, args: argparse.Namespace) -> float:
     """Train the search's policies one after another in this process, all threads, same settings."""
     torch.set_num_threads(args.cpus)
-    space = load_space(space_for_dataset(dataset))
+    space = load_space(result.record.space)  # the one the search used
     t0 = time.perf_counter()
     data = load_dataset(dataset, train_size=args.train_size, seed=0)
     base = TrainConfig(model=args.model, epochs=args.epochs, batch_size=BUDGETS["tiny"].batch_size, seed=0)

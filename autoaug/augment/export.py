@@ -19,7 +19,7 @@ import torchvision.transforms.v2 as v2
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms import InterpolationMode
 
-from autoaug.augment.ops import OPS
+from autoaug.augment.ops import OPS, resized_crop_box
 from autoaug.augment.policy import Policy
 from autoaug.errors import AutoaugError
 
@@ -47,6 +47,14 @@ def _crop(img: torch.Tensor, pad: float, u: tuple[float, float]) -> torch.Tensor
     dy = min(math.floor(u[0] * (2 * py + 1)), 2 * py)
     dx = min(math.floor(u[1] * (2 * px + 1)), 2 * px)
     return F.crop(F.pad(img, [px, py], fill=0), 2 * py - dy, 2 * px - dx, h, w)  # shifted as autoaug.augment.ops.crop
+
+
+def _resized_crop(img: torch.Tensor, v: float, u: tuple[float, ...]) -> torch.Tensor:
+    """torchvision's ``resized_crop`` of the box that :func:`autoaug.augment.ops.resized_crop_box` draws from the
+    same uniforms."""
+    h, w = img.shape[-2:]
+    top, left, height, width = (int(b) for b in resized_crop_box(torch.tensor([v]), torch.tensor([u]), h, w)[0])
+    return F.resized_crop(img, top, left, height, width, [h, w], antialias=True)
 
 
 def _cutout(img: torch.Tensor, side: float, u: tuple[float, float]) -> torch.Tensor:
@@ -102,6 +110,7 @@ APPLY: dict[str, Callable[[torch.Tensor, float, tuple[float, ...], torch.Generat
     "gaussian_blur": lambda x, v, u, g: _blur(x, v),
     "cutout": lambda x, v, u, g: _cutout(x, v, u),  # type: ignore[arg-type]
     "crop": lambda x, v, u, g: _crop(x, v, u),  # type: ignore[arg-type]
+    "resized_crop": lambda x, v, u, g: _resized_crop(x, v, u),
 }
 
 

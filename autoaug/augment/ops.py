@@ -175,6 +175,52 @@ def crop(x: torch.Tensor, pad: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return shift_pixels(x, dx.long(), dy.long())
 
 
+RATIO = (3 / 4, 4 / 3)  # random resized crop: the range of a crop's aspect ratio (torchvision's and timm's)
+
+
+TRIES = 10  # random resized crop: draws of area and ratio per image, the first that fits is taken (torchvision's)
+
+
+def resized_crop_box(v: torch.Tensor, u: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Random resized crop boxes ``[B, 4]`` (top, left, height, width in whole pixels of an ``h x w`` image), drawn
+    as torchvision's ``RandomResizedCrop`` draws them, for all images at once: of :data:`TRIES` draws of an area
+    fraction uniform in ``[1 - v, 1]`` and an aspect ratio log-uniform in :data:`RATIO` (``u[:, :2 * TRIES]``),
+    the first that fits; else the centre crop at the nearest ratio in range. Then a uniform position
+    (``u[:, 2 * TRIES:]``)."""
+    area = (1 - v.unsqueeze(1) * u[:, :TRIES]) * (h * w)
+    log_lo, log_hi = math.log(RATIO[0]), math.log(RATIO[1])
+    ratio = torch.exp(log_lo + u[:, TRIES : 2 * TRIES] * (log_hi - log_lo))
+    widths, heights = (area * ratio).sqrt().round(), (area / ratio).sqrt().round()
+    fits = (widths >= 1) & (widths <= w) & (heights >= 1) & (heights <= h)
+    first = (fits.cumsum(1) == 1) & fits  # the first draw that fits, one-hot (none where nothing fits)
+    any_fit = fits.any(1)
+    if w / h < RATIO[0]:
+        fallback = (w, round(w / RATIO[0]))
+    elif w / h > RATIO[1]:
+        fallback = (round(h * RATIO[1]), h)
+    else:
+        fallback = (w, h)
+    width = torch.where(any_fit, (widths * first).sum(1), float(fallback[0]))
+    height = torch.where(any_fit, (heights * first).sum(1), float(fallback[1]))
+    top = torch.where(any_fit, (u[:, 2 * TRIES + 1] * (h - height + 1)).floor().clamp(max=h - height),
+                      ((h - height) / 2).round())
+    left = torch.where(any_fit, (u[:, 2 * TRIES] * (w - width + 1)).floor().clamp(max=w - width),
+                       ((w - width) / 2).round())
+    return torch.stack([top, left, height, width], -1)
+
+
+def resized_crop(x: torch.Tensor, v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Random resized crop (:func:`resized_crop_box`) scaled back to the full size: one bilinear warp per image
+    (as torchvision's ``resized_crop`` samples when it enlarges)."""
+    _, _, h, w = x.shape
+    top, left, height, width = resized_crop_box(v, u, h, w).unbind(-1)
+    zero = torch.zeros_like(top)
+    theta = torch.stack([torch.stack([width / w, zero, (2 * left + width) / w - 1], -1),
+                         torch.stack([zero, height / h, (2 * top + height) / h - 1], -1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def cutout(x: torch.Tensor, side: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Fill a square of ``side`` (fraction of the shorter edge) centred at a uniform position with grey."""
     _, _, h, w = x.shape
@@ -308,6 +354,7 @@ OPS: dict[str, OpSpec] = {
         OpSpec("gaussian_blur", gaussian_blur, 0.0, BLUR_MAX_SIGMA, unit="sigma px"),
         OpSpec("cutout", cutout, 0.0, 0.5, unit="x size", n_uniform=2),
         OpSpec("crop", crop, 0.0, 0.25, unit="x size padding", n_uniform=2),
+        OpSpec("resized_crop", resized_crop, 0.0, 0.92, unit="1 - least area", n_uniform=2 * TRIES + 2),
     )
 }
 

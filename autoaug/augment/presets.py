@@ -36,11 +36,15 @@ STYLES = ("randaugment", "trivialaugment")
 
 
 def _bases() -> dict[str, dict[str, OpConfig]]:
-    """The always-on layers a policy may start with. ``cropflip`` is the natural-image standard: pad by 1/8 of the
-    side and crop back (4 px at 32 px), always, and horizontal flip with p = 0.5 (torchvision's and timm's CIFAR
-    recipes); ``crop`` alone suits images that must not be mirrored (digits)."""
+    """The always-on layers a policy may start with. ``cropflip`` is the natural-image standard of small images:
+    pad by 1/8 of the side and crop back (4 px at 32 px), always, and horizontal flip with p = 0.5 (torchvision's
+    and timm's CIFAR recipes); ``crop`` alone suits images that must not be mirrored (digits). ``rrcflip`` is the
+    ImageNet recipes' standard for larger photos: random resized crop (8% to all of the area, aspect ratio 3/4 to
+    4/3), always, and the flip."""
     crop = {"crop": OpConfig(_phys("crop", 0.125), 1.0, "fixed")}
-    return {"none": {}, "crop": crop, "cropflip": {**crop, "hflip": OpConfig(0.0, 0.5)}}
+    flip = {"hflip": OpConfig(0.0, 0.5)}
+    return {"none": {}, "crop": crop, "cropflip": {**crop, **flip},
+            "rrcflip": {"resized_crop": OpConfig(1.0, 1.0, "fixed"), **flip}}
 
 
 BASES = _bases()
@@ -108,20 +112,34 @@ PRESETS: dict[str, Policy] = {
     "cropflip": layered("cropflip", name="cropflip"),
     "cropflip+randaugment": replace(_randaugment(), base=BASES["cropflip"], name="cropflip+randaugment"),
     "cropflip+trivialaugment": layered("cropflip", 1, 1.0, "trivialaugment", name="cropflip+trivialaugment"),
+    "rrcflip": layered("rrcflip", name="rrcflip"),
+    "rrcflip+randaugment": replace(_randaugment(), base=BASES["rrcflip"], name="rrcflip+randaugment"),
+    "rrcflip+trivialaugment": layered("rrcflip", 1, 1.0, "trivialaugment", name="rrcflip+trivialaugment"),
     "feedback": _adaptive("feedback"),
     "augnet": _adaptive("augnet"),
 }
 
 
 NATURAL_STANDARDS = ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
+PHOTO_STANDARDS = ("rrcflip", "rrcflip+randaugment", "rrcflip+trivialaugment")
 OTHER_STANDARDS = ("randaugment", "trivialaugment")
+SMALL_SIDE = 32  # px: RGB images up to this side (CIFAR's) take the small-image standards, larger ones the photos'
+
+
+def is_photo(image_shape: Sequence[int]) -> bool:
+    """Whether images of ``image_shape`` ``[C, H, W]`` are RGB and larger than CIFAR's: the ImageNet recipes'
+    random resized crop suits them."""
+    return image_shape[0] == 3 and min(image_shape[1:]) > SMALL_SIDE
 
 
 def standards(image_shape: Sequence[int]) -> tuple[str, ...]:
     """The free standards for images of ``image_shape`` ``[C, H, W]``, besides ``none``: for RGB images (taken as
-    natural photos) pad-and-crop plus flip, and RandAugment and TrivialAugment on top of it, as the published
-    recipes apply them; for gray images RandAugment and TrivialAugment alone."""
-    return NATURAL_STANDARDS if image_shape[0] == 3 else OTHER_STANDARDS
+    natural photos) a crop plus flip, and RandAugment and TrivialAugment on top of it, as the published recipes
+    apply them (pad-and-crop up to CIFAR's 32 px, random resized crop above); for gray images RandAugment and
+    TrivialAugment alone."""
+    if image_shape[0] != 3:
+        return OTHER_STANDARDS
+    return PHOTO_STANDARDS if is_photo(image_shape) else NATURAL_STANDARDS
 
 
 def resolve_policy(spec: str | Policy) -> Policy:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from autoaug.augment.policy import Policy
-from autoaug.augment.presets import standards
 from autoaug.data import DatasetSplits
 from autoaug.report import plots, prose
 from autoaug.report.document import Block, environment
@@ -157,7 +156,7 @@ def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: l
                     + [f"{r['train_acc']:.4f}", f"{r['fgsm_acc']:.4f}", f"{r['train_seconds']:.1f}"])
                     for r in records])),
         ("h2", "Reproduce"),
-        ("pre", prose.reproduce(found, seeds, final, policies[1:], standards(data.image_shape))),
+        ("pre", prose.reproduce(found, seeds, final, policies[1:], data.image_shape)),
         ("h2", "Environment"),
         ("table", (["what", "value"], [[k, v] for k, v in env.items()])),
     ]

@@ -145,10 +145,11 @@ def precisions(records: Sequence[dict[str, Any]]) -> str:
 
 
 def reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequence[Policy],
-               default: Sequence[str]) -> str:
-    """The search command with the settings that differ from its budget, and the report command on the
-    search files copied into ``report`` (``--compare`` where ``compared`` is not ``none`` and the ``default``)."""
-    from autoaug.augment.presets import PRESETS
+               image_shape: Sequence[int]) -> str:
+    """The search command with the settings that differ from its budget and the data (images of ``image_shape``),
+    and the report command on the search files copied into ``report`` (``--compare`` where ``compared`` is not
+    ``none`` and the standards for the data)."""
+    from autoaug.augment.presets import PRESETS, standards
     from autoaug.search import BUDGETS, load_space, space_for_dataset
 
     s = found.record
@@ -160,12 +161,12 @@ def reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequenc
             args.append(f"--{key.replace('_', '-')} {getattr(s, key)}")
     if s.scheduler != "asha":
         args.append(f"--scheduler {s.scheduler}")
-    if s.space and s.space != load_space(space_for_dataset(s.dataset)).source:
+    if s.space and s.space != load_space(space_for_dataset(s.dataset, image_shape)).source:
         args.append(f"--space {s.space}")
     names = [p.name for p in compared]
     specs = [p.name if PRESETS.get(p.name) == p else f"{p.name}={_shown_path(report / 'policies' / f'{p.name}.json')}"
              for p in compared]
-    compare = "" if names == ["none", *default] and specs == names else f" --compare {','.join(specs)}"
+    compare = "" if names == ["none", *standards(image_shape)] and specs == names else f" --compare {','.join(specs)}"
     return (" ".join(args) + f" --report-seeds {seeds}{compare}\n"
             "# the final training and the report alone, from the search's files copied beside this report:\n"
             f"autoaug report {_shown_path(report / 'search')} --seeds {seeds}{compare}")

@@ -10,7 +10,7 @@ __getattr__, __dir__ = attach(__name__, {
     "SearchSettings": "settings", "resolve": "settings", "RESUMABLE": "settings",
     "Budget": "budgets", "BUDGETS": "budgets",
     "SearchRecord": "record", "RECORD_FILE": "record", "STUDY_FILE": "record", "note_report": "record",
-    "SearchSpace": "space", "load_space": "space", "space_for_dataset": "space",
+    "SearchSpace": "space", "load_space": "space", "space_for_dataset": "settings",
     "Selection": "selection", "selection_table": "selection",
     # what the report runs on: Ray (start or join it, size and place a run, share the data) and MLflow
     "start_ray": "cluster", "trial_resources": "cluster", "concurrent": "cluster", "worker_device": "cluster",

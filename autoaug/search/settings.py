@@ -5,18 +5,19 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from autoaug.augment.presets import is_photo
 from autoaug.data.datasets import DatasetSplits, load_dataset, reduce_train
 from autoaug.data.resize import check_image_size
 from autoaug.data.sources import folder_name
 from autoaug.errors import AutoaugError, choice_error
 from autoaug.search.budgets import BUDGETS, SCHEDULERS, rung_epoch, val_every
 from autoaug.search.record import RECORD_FILE, SearchRecord
-from autoaug.search.space import SearchSpace, load_space, space_file, space_for_dataset
+from autoaug.search.space import SPACES_DIR, SearchSpace, load_space, space_file
 from autoaug.train.trainer import TrainConfig
 from autoaug.train.weights import FINETUNE, check_weights
 
@@ -84,8 +85,10 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
     if scheduler not in SCHEDULERS:
         raise choice_error("scheduler", scheduler, SCHEDULERS)
     b = BUDGETS[budget]
-    space = load_space(given["space"] or ("per_op" if scheduler == "pbt" else space_for_dataset(dataset)))
-    if scheduler == "pbt" and space.layer:
+    # the space given, or PBT's; else the one for the data, chosen once it is loaded (see space_for_dataset)
+    named = given["space"] or ("per_op" if scheduler == "pbt" else None)
+    space = load_space(named) if named else None
+    if scheduler == "pbt" and space is not None and space.layer:
         raise AutoaugError(f"--scheduler pbt changes each op's magnitude and probability during training; the space "
                            f"{space.source} is the compact one: give a per-op space, e.g. --space per_op")
     select = b.select if given["select"] is None else given["select"]
@@ -97,20 +100,33 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
         if out.exists():
             raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
         record = SearchRecord(
-            dataset=dataset, space=space.source, model=given["model"] or b.model, trials=given["trials"] or b.trials,
-            epochs=given["epochs"] or b.epochs, batch_size=b.batch_size, budget=budget,
+            dataset=dataset, space=space.source if space else "", model=given["model"] or b.model,
+            trials=given["trials"] or b.trials, epochs=given["epochs"] or b.epochs, batch_size=b.batch_size,
+            budget=budget,
             train_size=given["train_size"] if given["train_size"] is not None else b.train_size,
             image_size=check_image_size(given["image_size"]), scheduler=scheduler, seed=given["seed"] or 0,
             precision=given["precision"] or "auto",
             compile=bool(given["compile"]), select=select, study=out.name if scheduler != "pbt" else None,
             weights=given["weights"], **(FINETUNE if given["weights"] else b.recipe()))
         check_weights(record.model, record.weights)
-    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, **run)
+    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, **run)  # type: ignore[arg-type]
     settings.base  # noqa: B018  (a bad model, precision or recipe fails here, before anything is written)
     if record.finished:  # read back: nothing to train
         return settings
     ceiling = b.train_size if not resume and given["train_size"] is None else None
-    return _with_data(settings, ceiling, f"budget {budget!r}")
+    settings = _with_data(settings, ceiling, f"budget {budget!r}")
+    if space is None:
+        space = load_space(space_for_dataset(dataset, settings.data.image_shape))
+        settings = replace(settings, space=space, record=settings.record.replace(space=space.source))
+    return settings
+
+
+def space_for_dataset(dataset: str, image_shape: Sequence[int]) -> str:
+    """The dataset's own space when there is one; else ``photos`` for RGB images larger than CIFAR's (its bases
+    hold the random resized crop), else ``default``."""
+    if (SPACES_DIR / f"{dataset}.yaml").is_file():
+        return dataset
+    return "photos" if is_photo(image_shape) else "default"
 
 
 def _with_data(settings: SearchSettings, ceiling: int | None, budget: str) -> SearchSettings:

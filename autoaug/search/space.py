@@ -393,8 +393,3 @@ def space_file(source: str | os.PathLike[str]) -> Path:
     """A space's file from its recorded ``source``: absolute, or relative to the shipped spaces' parent folder."""
     path = Path(source)
     return path if path.is_absolute() else SPACES_DIR.parent / path
-
-
-def space_for_dataset(dataset: str) -> str:
-    """The dataset's own space when there is one, else ``default``."""
-    return dataset if (SPACES_DIR / f"{dataset}.yaml").is_file() else "default"

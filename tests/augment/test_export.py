@@ -42,7 +42,7 @@ def test_each_op_gives_what_the_batched_kernel_gives(name: str, photo: torch.Ten
     spec = OPS[name]
     x = gaussian_blur(photo, torch.full((3,), 0.7), torch.empty(3, 0))  # smooth: resampling differs little
     for m in (0.3, -0.3) if spec.signed else (0.3,):
-        u = (0.3, 0.7)
+        u = tuple(torch.rand(spec.n_uniform, generator=torch.Generator().manual_seed(0)).tolist())
         rand = torch.tensor([u] * 3) if spec.n_uniform else torch.empty(3, 0)
         ours = spec(x, torch.full((3,), m), rand)
         theirs = torch.stack([APPLY[name](img, float(spec.value(torch.tensor(m))), u, None) for img in x])

@@ -138,3 +138,21 @@ def test_gaussian_noise_has_the_requested_sigma() -> None:
 def test_saturation_is_identity_on_gray(photo: torch.Tensor) -> None:
     x = photo[:, :1]
     torch.testing.assert_close(OPS["saturation"](x, torch.full((3,), 0.8)), x)
+
+
+@pytest.mark.parametrize(("h", "w"), [(64, 64), (40, 90)])
+def test_resized_crop_draws_boxes_as_torchvision_does(h: int, w: int) -> None:
+    """The batched boxes (top, left, height, width) follow torchvision's RandomResizedCrop(scale=(0.08, 1))."""
+    from scipy.stats import ks_2samp
+    from torchvision.transforms import v2
+
+    from autoaug.augment.ops import resized_crop_box
+
+    n, g = 3000, torch.Generator().manual_seed(0)
+    ours = resized_crop_box(torch.full((n,), 0.92), torch.rand(n, OPS["resized_crop"].n_uniform, generator=g), h, w)
+    torch.manual_seed(1)
+    theirs = torch.tensor([v2.RandomResizedCrop.get_params(torch.zeros(1, h, w), [0.08, 1.0], [3 / 4, 4 / 3])
+                           for _ in range(n)], dtype=torch.float32)
+    for i in range(4):
+        assert ks_2samp(ours[:, i].numpy(), theirs[:, i].numpy()).pvalue > 0.01, i
+    assert ((ours[:, 2] * ours[:, 3]) >= 0.08 * h * w - h - w).all() and (ours[:, 0] + ours[:, 2] <= h).all()

@@ -13,7 +13,8 @@ from autoaug.augment.presets import BASES, GROUPS, NATURAL_STANDARDS, OTHER_STAN
 from autoaug.errors import AutoaugError
 from autoaug.search.experiment import preset_points
 from autoaug.search.hooks import searcher
-from autoaug.search.space import SPACES_DIR, load_space, space_for_dataset
+from autoaug.search.settings import space_for_dataset
+from autoaug.search.space import SPACES_DIR, load_space
 from autoaug.train.trainer import TrainConfig
 
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
@@ -38,7 +39,9 @@ def test_dataset_files_hold_only_differences() -> None:
     assert "solarize" in load_space("per_op").ops and "solarize" not in load_space("fashion_mnist_per_op").ops
     assert load_space("mnist").layer.bases == ("none", "crop") == load_space("svhn").layer.bases
     assert load_space("mnist").layer.groups == load_space("default").layer.groups
-    assert space_for_dataset("fashion_mnist") == space_for_dataset("cifar10") == "default"
+    assert space_for_dataset("fashion_mnist", (1, 28, 28)) == space_for_dataset("cifar10", (3, 32, 32)) == "default"
+    assert space_for_dataset("imagefolder:pets", (3, 64, 64)) == "photos" == space_for_dataset("cifar10", (3, 96, 96))
+    assert space_for_dataset("mnist", (1, 28, 28)) == "mnist"  # the dataset's own space
 
 
 @pytest.mark.parametrize("preset", ["none", "cropflip", "randaugment", "trivialaugment", "cropflip+randaugment",
@@ -48,6 +51,14 @@ def test_standards_are_exact_points_of_the_default_space(preset: str) -> None:
     point = space.point(PRESETS[preset])
     assert point is not None
     assert space.to_policy(point, name=preset) == PRESETS[preset]
+
+
+@pytest.mark.parametrize("preset", ["none", "cropflip", "rrcflip", "rrcflip+randaugment", "rrcflip+trivialaugment",
+                                    "randaugment"])
+def test_photo_standards_are_exact_points_of_the_photos_space(preset: str) -> None:
+    space = load_space("photos")
+    point = space.point(PRESETS[preset])
+    assert point is not None and space.to_policy(point, name=preset) == PRESETS[preset]
 
 
 def test_per_op_space_holds_the_old_presets_and_not_the_layered_ones() -> None:
