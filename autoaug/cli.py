@@ -65,6 +65,9 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="adam, adamw or sgd (default: adam; adamw when fine-tuning pretrained weights)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3; 1e-4 when fine-tuning)")
     p.add_argument("--weight-decay", type=float, default=None, help="(default: 0; 0.05 when fine-tuning)")
+    p.add_argument("--warmup", type=float, default=None,
+                   help="share of the steps over which the learning rate rises linearly from 0 (default: 0; 0.1 "
+                        "when fine-tuning)")
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--pretrained", dest="weights", action="store_const", const="hub",
                          help="start a timm model from timm's pretrained weights (the Hugging Face cache)")
@@ -121,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p)
     p.add_argument("--policy", default="none",
                    help="a preset (none, baseline, randaugment, trivialaugment, cropflip, cropflip+randaugment, "
-                        "cropflip+trivialaugment, feedback, augnet) or FILE.json (default: none)")
+                        "cropflip+trivialaugment, rrcflip, rrcflip+randaugment, rrcflip+trivialaugment, feedback, "
+                        "augnet) or FILE.json (default: none)")
     p.add_argument("--seeds", type=_positive_int, default=1,
                    help="train with seeds SEED..SEED+N-1 and print mean ± std (default: 1)")
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")

@@ -44,10 +44,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from autoaug.data.datasets import load_dataset
     from autoaug.stats import mean_std
     from autoaug.train.trainer import TrainConfig, evaluate, train
-    from autoaug.train.weights import FINETUNE, check_weights
+    from autoaug.train.weights import FINETUNE, check_weights, input_size
 
     policy = resolve_policy(args.policy)
     check_weights(args.model, args.weights)
+    image_size = args.image_size
+    if args.weights and image_size is None and (image_size := input_size(args.model)):
+        print(f"{args.model} was pretrained on {image_size}x{image_size} images: the data is resized to that "
+              "(--image-size N for another size)")
     recipe = FINETUNE if args.weights else {k: getattr(TrainConfig, k) for k in FINETUNE}  # TrainConfig's defaults
     recipe = {k: recipe[k] if getattr(args, k) is None else getattr(args, k) for k in recipe}
     configs = [
@@ -62,11 +66,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise AutoaugError(f"output folder {str(args.output.parent)!r} does not exist")
     t0 = time.perf_counter()
     data = load_dataset(args.dataset, val_size=args.val_size, train_size=args.train_size, seed=args.seed,
-                        image_size=args.image_size)
+                        image_size=image_size)
     print(f"{data.summary()}  (loaded in {time.perf_counter() - t0:.1f} s)")
     start = f", from {'pretrained' if args.weights == 'hub' else args.weights} weights" if args.weights else ""
     print(f"policy {policy.name!r}: {', '.join(policy.ops) or 'no augmentation'}; model {args.model}{start}; "
-          f"{args.epochs} epochs, {recipe['optimizer']} lr {recipe['lr']:g} weight decay {recipe['weight_decay']:g}")
+          f"{args.epochs} epochs, {recipe['optimizer']} lr {recipe['lr']:g} weight decay {recipe['weight_decay']:g}"
+          + (f", warmup {recipe['warmup']:g} of the steps" if recipe["warmup"] else ""))
     runs = []
     for cfg in configs:
         print(f"seed {cfg.seed}:")

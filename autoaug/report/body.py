@@ -99,8 +99,9 @@ def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: l
                     for p in policies])),
         ("h2", "Setting"),
         ("p", f"Data: {data.summary()} (test split used only here). Model `{s.model}`, {epochs} epochs, batch "
-              f"{s.batch_size}, {base.optimizer} with learning rate {base.lr:g} (cosine schedule) and weight decay "
-              f"{base.weight_decay:g}{tuned}; every policy trains on the search's "
+              f"{s.batch_size}, {base.optimizer} with learning rate {base.lr:g} (cosine schedule"
+              f"{f' after a linear warmup over {base.warmup:.0%} of the steps' if base.warmup else ''}) and weight "
+              f"decay {base.weight_decay:g}{tuned}; every policy trains on the search's "
               f"training split ({len(data.train_y)} images) with the same seeds {seed_text}, "
               f"so runs differ by their augmentation only (the search trained every trial with seed {s.seed}, "
               f"so the best trial's own draw is not among them). Robustness on the first {settings.robust_size} "

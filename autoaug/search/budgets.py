@@ -9,7 +9,7 @@ from typing import Any
 # asha: Optuna samples, ASHA stops weak trials early; fifo: every trial runs all its epochs (benchmarks);
 # pbt: population based training changes the magnitudes and probabilities during training
 SCHEDULERS = ("asha", "fifo", "pbt")
-RECIPE = ("optimizer", "lr", "weight_decay")  # the training recipe a budget sets and search.json records
+RECIPE = ("optimizer", "lr", "weight_decay", "warmup")  # the training recipe a budget sets and search.json records
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,8 @@ class Budget:
     """Search size. The CPU budgets search on a reduced training set (as AutoAugment searched on 4,000
     CIFAR-10 images), where augmentation matters most and a trial is cheap. ``select``: how many of the best
     completed trials train again on ``extra_seeds`` more seeds before the best is named
-    (:mod:`autoaug.search.selection`). ``optimizer``, ``lr`` and ``weight_decay``: the training recipe of every
+    (:mod:`autoaug.search.selection`). ``optimizer``, ``lr``, ``weight_decay`` and ``warmup`` (the share of the
+    steps the rate rises over): the training recipe of every
     trial and final run."""
 
     trials: int
@@ -30,6 +31,7 @@ class Budget:
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
+    warmup: float = 0.0
 
     def recipe(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in RECIPE}

@@ -30,10 +30,10 @@ _GENERATOR_PREFIX = "generator_seconds."  # version 1 kept each generator's seco
 class SearchRecord:
     """One search's settings (as resolved from its budget and arguments) and, once it has run, its results.
 
-    ``optimizer``, ``lr``, ``weight_decay``: the training recipe (``None`` in searches that recorded none: the
-    training defaults). ``study``: the Optuna study's name (``None``: no study, as with PBT). ``selection``: the
-    selection stage's seeds, candidates, pick and paired comparison with ``none``. ``reported``: whether the
-    report stage is over (``report``: its folder, ``None`` when none was asked for)."""
+    ``optimizer``, ``lr``, ``weight_decay``, ``warmup``: the training recipe (``None`` in searches that recorded
+    none: the training defaults). ``study``: the Optuna study's name (``None``: no study, as with PBT).
+    ``selection``: the selection stage's seeds, candidates, pick and paired comparison with ``none``.
+    ``reported``: whether the report stage is over (``report``: its folder, ``None`` when none was asked for)."""
 
     dataset: str
     model: str
@@ -54,6 +54,7 @@ class SearchRecord:
     optimizer: str | None = None
     lr: float | None = None
     weight_decay: float | None = None
+    warmup: float | None = None
     wall_seconds: float | None = None
     generator_seconds: Mapping[str, float] = field(default_factory=dict)
     selection: Mapping[str, Any] | None = None
@@ -76,10 +77,11 @@ class SearchRecord:
     def settings(self) -> dict[str, Any]:
         """What the search was asked to do (the fields before its results), by name."""
         names = [f.name for f in dataclasses.fields(self)]
-        return {name: getattr(self, name) for name in names[: names.index("weight_decay") + 1]}
+        return {name: getattr(self, name) for name in names[: names.index("warmup") + 1]}
 
     def recipe(self) -> dict[str, Any]:
-        """The recorded training recipe (what a search recorded of ``optimizer``, ``lr``, ``weight_decay``)."""
+        """The recorded training recipe (what a search recorded of ``optimizer``, ``lr``, ``weight_decay``,
+        ``warmup``)."""
         return {key: getattr(self, key) for key in RECIPE if getattr(self, key) is not None}
 
     def replace(self, **changes: Any) -> SearchRecord:

@@ -19,7 +19,7 @@ from autoaug.search.budgets import BUDGETS, SCHEDULERS, rung_epoch, val_every
 from autoaug.search.record import RECORD_FILE, SearchRecord
 from autoaug.search.space import SPACES_DIR, SearchSpace, load_space, space_file
 from autoaug.train.trainer import TrainConfig
-from autoaug.train.weights import FINETUNE, check_weights
+from autoaug.train.weights import FINETUNE, check_weights, input_size
 
 RESUMABLE = ("space", "model", "trials", "epochs", "budget", "train_size", "image_size", "scheduler", "seed",
              "precision", "compile", "select", "weights")  # what a resumed search takes from its record
@@ -99,17 +99,22 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
     else:
         if out.exists():
             raise AutoaugError(f"search folder {str(out)!r} already exists; pass --resume to continue it")
+        model = given["model"] or b.model
+        pretrained_size = input_size(model) if given["weights"] and given["image_size"] is None else None
         record = SearchRecord(
-            dataset=dataset, space=space.source if space else "", model=given["model"] or b.model,
+            dataset=dataset, space=space.source if space else "", model=model,
             trials=given["trials"] or b.trials, epochs=given["epochs"] or b.epochs, batch_size=b.batch_size,
             budget=budget,
             train_size=given["train_size"] if given["train_size"] is not None else b.train_size,
-            image_size=check_image_size(given["image_size"]), scheduler=scheduler, seed=given["seed"] or 0,
-            precision=given["precision"] or "auto",
+            image_size=check_image_size(given["image_size"]) or pretrained_size, scheduler=scheduler,
+            seed=given["seed"] or 0, precision=given["precision"] or "auto",
             compile=bool(given["compile"]), select=select, study=out.name if scheduler != "pbt" else None,
             weights=given["weights"], **(FINETUNE if given["weights"] else b.recipe()))
         check_weights(record.model, record.weights)
-    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, **run)  # type: ignore[arg-type]
+    notes = (f"{model} was pretrained on {pretrained_size}x{pretrained_size} images: the data is resized to that "
+             "(--image-size N for another size)",) if not resume and pretrained_size else ()
+    settings = SearchSettings(record, out, space, b.extra_seeds, resume=resume, notes=notes,  # type: ignore[arg-type]
+                              **run)
     settings.base  # noqa: B018  (a bad model, precision or recipe fails here, before anything is written)
     if record.finished:  # read back: nothing to train
         return settings
@@ -141,7 +146,7 @@ def _with_data(settings: SearchSettings, ceiling: int | None, budget: str) -> Se
     n = len(data.train_y)
     note = (f"{budget} trains on up to {ceiling} images; {r.dataset} has {n} after its validation split: the search "
             f"trains on all {n}")
-    return replace(settings, record=r.replace(train_size=None), data=data, notes=(note,))
+    return replace(settings, record=r.replace(train_size=None), data=data, notes=(*settings.notes, note))
 
 
 def resumed(given: Mapping[str, Any], saved: SearchRecord, dataset: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ the model computes in the run's precision (:mod:`autoaug.train.precision`). Vali
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -50,6 +51,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9
     lr_schedule: str = "cosine"
+    warmup: float = 0.0  # the share of the steps over which the rate rises linearly from 0 (then its schedule)
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 1024
@@ -70,6 +72,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise AutoaugError(f"{name} {getattr(self, name)!r} must be a positive integer")
+        if not (isinstance(self.warmup, int | float) and 0 <= self.warmup < 1):
+            raise AutoaugError(f"warmup {self.warmup!r} must be a share of the steps in [0, 1)")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise AutoaugError(f"lr {self.lr!r} must be a positive number")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -147,6 +151,16 @@ def channel_stats(x: torch.Tensor, chunk_pixels: int = 2**21) -> tuple[torch.Ten
     return mean.float(), var.clamp(min=0).sqrt().float()
 
 
+def lr_factor(step: int, total: int, warmup: int, cosine: bool) -> float:
+    """The learning rate at ``step`` of ``total`` as a share of the configured one: rising linearly over the first
+    ``warmup`` steps (from ``1 / warmup``), then constant or a cosine from 1 to 0 over the rest."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if not cosine:
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
 def _optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
@@ -191,8 +205,9 @@ class Trainer:
                                synthetic=synthetic_generator(policy, data, config.seed, device, generators or {}))
         total_steps = self.batches.steps * config.epochs
         self.opt = _optimizer(config, self.model.parameters())
-        cosine = lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps))  # noqa: E731
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, cosine) if config.lr_schedule == "cosine" else None
+        warmup, cosine = round(config.warmup * total_steps), config.lr_schedule == "cosine"
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, functools.partial(
+            lr_factor, total=total_steps, warmup=warmup, cosine=cosine))
         self.scaler = self.precision.grad_scaler()
         self.control_timer = Stopwatch(device)
         self.epoch = 0

@@ -14,8 +14,20 @@ from torch import nn
 from autoaug.errors import AutoaugError
 
 HUB = "hub"  # ``weights="hub"``: timm's pretrained weights for the model
-# the recipe a pretrained model fine-tunes with, unless one is given: AdamW at a tenth of the from-scratch rate
-FINETUNE = {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05}
+# the recipe a pretrained model fine-tunes with, unless one is given: AdamW at a tenth of the from-scratch rate, the
+# rate rising linearly over the first tenth of the steps (so the new classifier settles before the body moves much)
+FINETUNE = {"optimizer": "adamw", "lr": 1e-4, "weight_decay": 0.05, "warmup": 0.1}
+
+
+def input_size(model: str) -> int | None:
+    """The side of the images timm's ``model`` (``timm:NAME``) was pretrained on (its ``pretrained_cfg``), if
+    timm knows it."""
+    import timm
+
+    try:
+        return int(timm.get_pretrained_cfg(model[5:]).input_size[-1])
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None
 
 
 def check_weights(model: str, weights: str | os.PathLike[str] | None) -> None:

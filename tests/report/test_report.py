@@ -43,7 +43,8 @@ def test_report_files_and_table(report, search) -> None:
                                                                  "optuna.db"}
     assert "optuna_history.png" in {p.name for p in rep.folder.iterdir()}  # the search's Optuna study
     hidden = [p for p in rep.folder.parent.iterdir() if p.name.startswith(".")]
-    assert len(hidden) == 1 and hidden[0].suffix == ".jsonl"  # no staging folder left; the run journal is kept
+    # no staging folder left; the run journal is kept, and beside it the searched policy's model that MLflow got
+    assert sorted(p.suffix for p in hidden) == [".jsonl", ".pt"]
     md = (rep.folder / "report.md").read_text()
     first_table = md[md.index("\n| policy |"):].split("\n\n")[0].strip().splitlines()
     assert [line.split(" | ")[0].strip("| ") for line in first_table[2:]] == list(POLICIES)

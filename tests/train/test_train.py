@@ -70,3 +70,17 @@ def test_channel_stats_match_a_float_copy_without_making_one() -> None:
     mean, std = channel_stats(x, chunk_pixels=7 * 192)  # 7 images per chunk: the last chunk is partial
     pixels = x.float().div(255).transpose(0, 1).reshape(3, -1)
     assert torch.allclose(mean, pixels.mean(1), atol=1e-6) and torch.allclose(std, pixels.std(1), atol=1e-6)
+
+
+def test_warmup_rises_linearly_then_follows_the_schedule() -> None:
+    from autoaug.train.trainer import lr_factor
+
+    total, warmup = 100, 10
+    rates = [lr_factor(s, total, warmup, cosine=True) for s in range(total)]
+    assert rates[:warmup] == pytest.approx([(s + 1) / warmup for s in range(warmup)])
+    assert rates[warmup] == 1.0 and all(a >= b for a, b in zip(rates[warmup:], rates[warmup + 1 :], strict=False))
+    assert rates[-1] < 0.01
+    assert [lr_factor(s, total, 0, cosine=True) for s in (0, 50)] == pytest.approx([1.0, 0.5])  # cosine as before
+    assert {lr_factor(s, total, warmup, cosine=False) for s in range(warmup, total)} == {1.0}
+    with pytest.raises(AutoaugError, match="warmup 1.5 must be a share of the steps"):
+        TrainConfig(warmup=1.5)

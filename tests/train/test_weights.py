@@ -68,7 +68,10 @@ def test_train_fine_tunes_from_a_local_state_dict(saved: Path, tmp_path: Path) -
     run = _autoaug("train", "cifar10_small", "--model", "timm:test_resnet", "--weights", str(saved), "--epochs", "1",
                    "--train-size", "100", "--val-size", "50", "--output", "out.json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert f"model timm:test_resnet, from {saved} weights; 1 epochs, adamw lr 0.0001 weight decay 0.05" in run.stdout
+    assert f"model timm:test_resnet, from {saved} weights; 1 epochs, adamw lr 0.0001 weight decay 0.05, warmup 0.1 " \
+           "of the steps" in run.stdout
+    assert "timm:test_resnet was pretrained on 160x160 images: the data is resized to that" in run.stdout
+    assert "3x160x160" in run.stdout.splitlines()[1]  # the data's summary line
     empty = tmp_path / "empty"
     empty.mkdir()
     for args, message in [
@@ -87,8 +90,10 @@ def test_a_search_and_its_report_fine_tune_a_pretrained_model(saved: Path, tmp_p
     result = tune_policy("cifar10_small", model="timm:test_resnet", weights=str(saved), budget="tiny", trials=2,
                          epochs=1, train_size=100, select=0, storage=tmp_path / "runs", num_cpus=2, cpus_per_trial=1,
                          tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", echo=lambda line: None)
-    assert (result.record.weights, result.record.optimizer, result.record.lr) == (str(saved), "adamw", 1e-4)
+    r = result.record
+    assert (r.weights, r.optimizer, r.lr, r.warmup, r.image_size) == (str(saved), "adamw", 1e-4, 0.1, 160)
     report = make_report(result.output_dir, seeds=1, compare=["none"], out=tmp_path / "reports", num_cpus=2,
                          cpus_per_trial=1, echo=lambda line: None)
     text = (report.folder / "report.md").read_text()
-    assert "adamw with learning rate 0.0001" in text and f"fine-tuned from the weights in `{saved}`" in text
+    assert "adamw with learning rate 0.0001 (cosine schedule after a linear warmup over 10% of the steps)" in text
+    assert f"fine-tuned from the weights in `{saved}`" in text
