@@ -5,6 +5,7 @@ holds ':' and '/': they must be made safe everywhere (slow)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -95,3 +96,28 @@ def test_a_folder_of_mixed_size_photos_runs_a_search_and_its_report(tmp_path: Pa
     (report,) = (tmp_path / "reports").glob("[!.]*")
     md = (report / "report.md").read_text()
     assert "3x64x64, 3 classes" in md and "| searched |" in md and "| cropflip |" in md
+
+
+def test_a_corrupt_image_inside_a_parquet_set_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    """A parquet set with one undecodable image among good ones: one line naming it, exit 2, no search folder, no
+    cache entry."""
+    import datasets as hf
+
+    good = Image.new("RGB", (32, 32), (200, 10, 10))
+    features = hf.Features({"img": hf.Image(), "label": hf.ClassLabel(names=["a", "b"])})
+    root = tmp_path / "broken"
+    root.mkdir()
+    for split in ("train", "test"):
+        images = [good] * 6
+        if split == "train":
+            images[3] = {"bytes": b"\x89PNG not an image", "path": None}
+        hf.Dataset.from_dict({"img": images, "label": [i % 2 for i in range(6)]}, features=features).to_parquet(
+            str(root / f"{split}-00000-of-00001.parquet"))
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    work.mkdir()
+    run = subprocess.run([sys.executable, "-m", "autoaug", "search", f"parquet:{root}", "--budget", "tiny",
+                          "--no-report", "--storage", str(work / "runs")], capture_output=True, text=True, cwd=work,
+                         env={**os.environ, "AUTOAUG_CACHE": str(cache)}, timeout=300)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.strip().splitlines() == [run.stderr.strip()] and "cannot read image train[3]" in run.stderr
+    assert not (work / "runs").exists() and not any(cache.rglob("*.pt"))

@@ -82,5 +82,5 @@ def test_warmup_rises_linearly_then_follows_the_schedule() -> None:
     assert rates[-1] < 0.01
     assert [lr_factor(s, total, 0, cosine=True) for s in (0, 50)] == pytest.approx([1.0, 0.5])  # cosine as before
     assert {lr_factor(s, total, warmup, cosine=False) for s in range(warmup, total)} == {1.0}
-    with pytest.raises(AutoaugError, match="warmup 1.5 must be a share of the steps"):
+    with pytest.raises(AutoaugError, match=r"warmup 1\.5 must be a share of the steps"):
         TrainConfig(warmup=1.5)
