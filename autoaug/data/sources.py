@@ -153,7 +153,9 @@ def decode_images(items: Iterable[tuple[Any, str]], size: int | None = None) -> 
             with Image.open(io.BytesIO(src) if isinstance(src, bytes | bytearray) else src) as im:
                 im = im.convert("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB")
                 arr = np.asarray(fit_pil(im, size) if size else im)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        except UnidentifiedImageError:
+            raise AutoaugError(f"cannot read image {name}: not an image file PIL can decode") from None
+        except (OSError, SyntaxError, ValueError) as e:
             raise AutoaugError(f"cannot read image {name}: {e}") from None
         if first is None:
             first = (name, arr.shape[:2])
@@ -320,7 +322,13 @@ def load_parquet(path: Path, size: int | None = None) -> RawData:
         raise AutoaugError(f"parquet folder {str(path)!r} needs train*.parquet and test*.parquet files")
     import datasets
 
-    return from_hf(datasets.load_dataset("parquet", data_files=files), size=size)
+    shown = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # local files: read in seconds, and an error then stands alone
+    try:
+        return from_hf(datasets.load_dataset("parquet", data_files=files), size=size)
+    finally:
+        if shown:
+            datasets.enable_progress_bars()
 
 
 def describe_sources() -> list[tuple[str, str, bool]]:
