@@ -88,13 +88,17 @@ def main() -> int:
             f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.`autoaug.role` = 'final'"))
             if client.list_artifacts(r.info.run_id)]  # the run with the model has policy.json beside it
         commit = parent.data.tags.get("mlflow.source.git.commit", "")
+        (logged,) = client.search_logged_models(experiment_ids=[experiment])
         with mlflow_server(store) as url:
             checks = []
-            for name, run, wants in (
-                    ("search-run", parent, {"dataset input": "fashion_mnist_small", "code version": commit[:7]}),
-                    ("final-run", final, {"dataset input": "fashion_mnist_small", "logged model": "model",
-                                          "code version": commit[:7]})):
-                page = f"{url}/#/experiments/{experiment}/runs/{run.info.run_id}"
+            runs = f"{url}/#/experiments/{experiment}/runs"
+            for name, page, wants in (
+                    ("search-run", f"{runs}/{parent.info.run_id}",
+                     {"dataset input": "fashion_mnist_small", "code version": commit[:7]}),
+                    ("final-run", f"{runs}/{final.info.run_id}",
+                     {"dataset input": "fashion_mnist_small", "code version": commit[:7]}),
+                    ("logged-model", f"{url}/#/experiments/{experiment}/models/{logged.model_id}",
+                     {"logged model": logged.model_id, "its run": final.info.run_name})):
                 dom = browse(args.chromium, page, args.out / f"{name}.png")
                 text = re.sub(r"<[^>]+>", " ", dom)
                 for what, needle in wants.items():

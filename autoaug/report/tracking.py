@@ -3,6 +3,7 @@ policy's trained model (``mlflow.pytorch``) with its policy, and the report's fi
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -95,13 +96,14 @@ class FinalTracker(Runs):
         import torch
 
         net = torch.load(model, weights_only=False)
-        previous = mlflow.get_tracking_uri()
+        previous, bars = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
         mlflow.set_tracking_uri(self.uri)
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # its signature check downloads the model
         try:
             with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "No complete tensor found")  # torch.export's, about GPU weights
                 policy_file = str(policy.save(Path(tmp) / "policy.json"))
-                needs = [f"torch=={torch.__version__}"]
+                needs = [f"torch=={importlib.metadata.version('torch')}"]  # torch.__version__ may name a build
                 try:
                     mlflow.pytorch.log_model(net, name="model", input_example=self.example, extra_files=[policy_file],
                                              serialization_format="pt2", pip_requirements=needs)
@@ -114,6 +116,10 @@ class FinalTracker(Runs):
                 mlflow.log_artifact(policy_file)
         finally:
             mlflow.set_tracking_uri(previous)
+            if bars is None:
+                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+            else:
+                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bars
 
 
 def save_model(model: torch.nn.Module, path: Path) -> Path:

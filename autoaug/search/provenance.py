@@ -13,11 +13,12 @@ from autoaug.data.datasets import DatasetSplits
 
 
 def code_tags(folder: str | os.PathLike[str] | None = None) -> dict[str, str]:
-    """MLflow's source tags for a run started in ``folder`` (default: the working folder): the commit of the git
-    repository it lies in (none outside a repository), and autoaug's version."""
+    """MLflow's source tags for a run started in ``folder`` (default: the working folder): autoaug as its source
+    (which the UI shows with the commit), the commit of the git repository it lies in (none outside a repository),
+    and autoaug's version."""
     from importlib.metadata import version
 
-    tags = {"autoaug.version": version("autoaug")}
+    tags = {"autoaug.version": version("autoaug"), "mlflow.source.name": "autoaug", "mlflow.source.type": "LOCAL"}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
                                 timeout=10)
