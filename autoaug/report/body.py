@@ -68,9 +68,10 @@ def figures(folder: Path, found: FinishedSearch, data: DatasetSplits, best: Poli
 def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: list[Policy],
            groups: dict[str, list[dict[str, Any]]], rows: list[dict[str, Any]], records: list[dict[str, Any]],
            resources: dict[str, float], final_seconds: float, seeds: int, settings: FinalSettings, final: Path,
-           quality: dict[str, Any] | None = None) -> list[Block]:
+           quality: dict[str, Any] | None = None, decisive: Sequence[int] = ()) -> list[Block]:
     """The report's document (figures written into ``folder``, which becomes ``final``), with the synthetic-data
-    section when ``quality`` is given."""
+    section when ``quality`` is given. ``rows`` (the verdicts) are over the ``decisive`` seeds, the pre-set ones
+    (default: every seed)."""
     s, best = found.record, policies[0]
     pictures = figures(folder, found, data, best, groups)
     trials, epochs = found.trials, s.epochs
@@ -92,7 +93,8 @@ def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: l
               f"({n_text}). Mean ± sample std over seeds; Δ is the difference to `none` paired by seed with its "
               "95% Student t interval, and the verdict says whether that interval excludes 0."),
         ("table", (header, body)),
-        ("p", prose.verdict_sentence(rows) + prose.versus_best(groups)),
+        ("p", prose.verdict_sentence(rows) + prose.versus_best(groups, decisive)
+              + prose.added_seeds(groups, decisive)),
         ("h2", "Policies"),
         ("table", (["policy", "how it augments", "ops"],
                    [[p.name, prose.mechanism(p) + prose.twin_note(p, records), ", ".join([*p.base, *p.ops]) or "—"]
@@ -103,8 +105,9 @@ def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: l
               f"{f' after a linear warmup over {base.warmup:.0%} of the steps' if base.warmup else ''}) and weight "
               f"decay {base.weight_decay:g}{tuned}; every policy trains on the search's "
               f"training split ({len(data.train_y)} images) with the same seeds {seed_text}, "
-              f"so runs differ by their augmentation only (the search trained every trial with seed {s.seed}, "
-              f"so the best trial's own draw is not among them). Robustness on the first {settings.robust_size} "
+              f"so runs differ by their augmentation only. The seeds come from the report's own stream: none is the "
+              f"search's ({s.seed}){prose.selection_seeds(s)}, so the draws that put a trial on top are not "
+              "replayed. Robustness on the first {settings.robust_size} "
               "test images: "
               "6 corruptions x 5 severities (CIFAR-10-C levels; each severity on its own fifth of them, the same for "
               f"every run) and FGSM with epsilon {settings.fgsm_epsilon:.4f} "

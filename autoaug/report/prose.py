@@ -3,7 +3,7 @@ commands that reproduce it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +88,34 @@ def search_sentence(found: FinishedSearch) -> str:
             f"after {epochs} epochs{evaluated}. The searched policy:")
 
 
-def versus_best(groups: dict[str, list[dict[str, Any]]]) -> str:
+def selection_seeds(record: SearchRecord) -> str:
+    """`` or the selection's (1, 2)`` for a search with a selection stage, else ``""``."""
+    seeds = (record.selection or {}).get("seeds")
+    return f" or the selection's ({', '.join(map(str, seeds))})" if seeds else ""
+
+
+def added_seeds(groups: dict[str, list[dict[str, Any]]], decisive: Collection[int]) -> str:
+    """For a report on more seeds than were fixed: which, and the searched policy against ``none`` over all of
+    them, apart from the verdicts (which use the ``decisive`` seeds)."""
+    seeds = sorted({r["seed"] for runs in groups.values() for r in runs} - set(decisive))
+    if not seeds or not decisive:
+        return ""
+    text = (f" Seeds {', '.join(map(str, seeds))} were added after the report's {len(decisive)} pre-set seeds; "
+            "the table and the verdicts use the pre-set ones")
+    mine, none = ({r["seed"]: r["test"]["acc"] for r in groups.get(name, [])} for name in (SEARCHED, "none"))
+    both = sorted(set(mine) & set(none))
+    if len(both) > 1:
+        text += (f"; over all {len(both)} seeds the searched policy is "
+                 f"{compare_paired([mine[k] for k in both], [none[k] for k in both])} against `none`")
+    return text + "."
+
+
+def versus_best(groups: dict[str, list[dict[str, Any]]], decisive: Collection[int] = ()) -> str:
     """The searched policy against the best compared one (highest mean test accuracy, ``none`` aside), paired by
-    seed: the question whether the search was worth more than the best free standard."""
+    seed: the question whether the search was worth more than the best free standard. Over the ``decisive`` seeds
+    (default: all)."""
+    if decisive:
+        groups = {name: [r for r in runs if r["seed"] in decisive] for name, runs in groups.items()}
     others = {name: runs for name, runs in groups.items() if name not in (SEARCHED, "none")}
     if SEARCHED not in groups or not others:
         return ""
@@ -111,7 +136,8 @@ def search_cost(found: FinishedSearch, rows: Sequence[dict[str, Any]]) -> str:
     wall time over the mean training time of one final run of the searched policy."""
     s, trials = found.record, found.trials
     epochs = int(trials["epoch"].sum())
-    reruns = len(s.selection["seeds"][1:]) * s.selection["candidates"] if s.selection else 0
+    fresh = [seed for seed in s.selection["seeds"] if seed != s.seed] if s.selection else []  # older records: own
+    reruns = len(fresh) * s.selection["candidates"] if s.selection else 0
     total = epochs + reruns * s.epochs
     searched = next((r for r in rows if r["policy"] == SEARCHED), None)
     text = (f" Whole search: {total} training epochs ({epochs} in its {len(trials)} trials"

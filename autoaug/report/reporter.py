@@ -32,6 +32,7 @@ from autoaug.report import body, journal
 from autoaug.report.document import to_html, to_markdown
 from autoaug.report.finals import FinalSettings
 from autoaug.report.finished import SEARCHED, FinishedSearch, load_search
+from autoaug.report.seeds import preset_count, report_seeds, verdict_seeds
 from autoaug.report.summary import by_policy, comparison_rows
 from autoaug.report.tracking import save_model
 from autoaug.search.tracking import system_monitor
@@ -92,9 +93,10 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     policies = [replace(found.best, name=SEARCHED), *compared]
     twin = twin_of(found.best, compared)
     trained = compared if twin else policies  # a compared policy equal to the searched one is trained once
-    # the search trained every trial with seed s.seed: the finals use other seeds, so the best trial's lucky
-    # draw (initialization, batch order, augmentation) does not carry over into the comparison
-    seed_list = [s.seed + 1 + i for i in range(seeds)]
+    # seeds of the report's own stream, none of the search's or the selection's: the draws (initialization, batch
+    # order, augmentation) that put a trial on top do not carry over; their number is fixed before any result
+    seed_list = report_seeds(s, seeds)
+    preset = preset_count(found.folder, s, seeds, echo)
     echo(f"{data.summary()}; retraining {len(trained)} policies x {seeds} seeds "
          f"({base.model}, {base.epochs} epochs) and evaluating on the test split")
     if twin:
@@ -120,14 +122,15 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
     groups = by_policy(records, order)
     if "none" not in groups:
         raise AutoaugError("every final run of the 'none' policy failed: nothing to compare with")
-    rows = comparison_rows(groups)
+    decisive = set(verdict_seeds(seed_list, preset))
+    rows = comparison_rows({name: [r for r in runs if r["seed"] in decisive] for name, runs in groups.items()})
 
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=out_root))
     staging.chmod(0o755)  # mkdtemp makes it private; the report is an ordinary folder
     try:
         body.write_files(staging, found, policies, rows, records, quality)
         blocks = body.blocks(staging, found, data, policies, groups, rows, records, resources, final_seconds, seeds,
-                             settings, folder, quality)
+                             settings, folder, quality, sorted(decisive))
         (staging / "report.md").write_text(to_markdown(blocks))
         (staging / "report.html").write_text(to_html(blocks, f"autoaug report: {s.dataset}"))
         os.replace(staging, folder)

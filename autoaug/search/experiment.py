@@ -101,7 +101,8 @@ def run_selection(frame: Any, settings: SearchSettings, trainable_of: Trainable,
     seeds = [r.seed + i for i in range(1, settings.extra_seeds + 1)]
     runs = len(roles) * len(seeds)
     status.event(f"selection: {', '.join(roles.values())} train again on seed{'s' * (len(seeds) > 1)} "
-                 f"{', '.join(map(str, seeds))} ({runs} runs); the best mean over {len(seeds) + 1} seeds wins")
+                 f"{', '.join(map(str, seeds))} ({runs} runs); the best mean over {'them' if len(seeds) > 1 else 'it'} "
+                 "wins (the search's own scores do not vote)")
     key = f"{out.name}/selection"
     PROGRESS[key] = SearchProgress(runs, r.epochs, status)
     trainable = trainable_of(rerun_trial, candidates=selection.parameters(frame, roles))
@@ -123,7 +124,7 @@ def run_selection(frame: Any, settings: SearchSettings, trainable_of: Trainable,
             raise KeyboardInterrupt
     finally:
         PROGRESS.pop(key, None)
-    chosen = selection.collect(frame, results(grid, r.epochs, pruned="failed"), roles, seeds, r.seed)
+    chosen = selection.collect(results(grid, r.epochs, pruned="failed"), roles, seeds)
     vs = chosen.versus_none()
     status.event(f"selected trial {chosen.picked} ({chosen.roles[chosen.picked]}): mean validation accuracy "
                  f"{chosen.mean(chosen.picked):.4f} over {len(chosen.seeds)} seeds"

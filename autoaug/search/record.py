@@ -55,6 +55,7 @@ class SearchRecord:
     lr: float | None = None
     weight_decay: float | None = None
     warmup: float | None = None
+    report_seeds: int | None = None  # how many seeds its report trains, fixed before the first report's results
     wall_seconds: float | None = None
     generator_seconds: Mapping[str, float] = field(default_factory=dict)
     selection: Mapping[str, Any] | None = None

@@ -1,9 +1,11 @@
-"""Selection that survives noise: before a search names its best policy, the top ``k`` completed trials, the best
-standard point and ``none`` train again on more seeds, all on the same ones (paired), and the best is the one with
-the highest validation accuracy averaged over every seed, the search's own included.
+"""Selection that survives noise: before a search names its best policy, the top ``k`` completed trials, every
+standard point and ``none`` train again on fresh seeds, all on the same ones (paired), and the best is the one with
+the highest validation accuracy averaged over those seeds.
 
 A single trial's score moves by a few tenths of a point from one seed to the next, as much as the policies differ,
-so the best single-seed score is partly luck; the mean over three seeds much less so.
+so the best single-seed score is partly luck; the mean over fresh seeds is not. The search's own score chose the
+top trials, so it does not vote (it would favour them: the winner's curse), and the standards enter whether or not
+ASHA stopped them on the search's seed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ PREFIX = "selection."  # trials.csv columns of this stage
 
 @dataclass(frozen=True)
 class Selection:
-    """The stage's outcome: each candidate trial's validation accuracy per seed (``seeds[0]`` is the search's)."""
+    """The stage's outcome: each candidate trial's validation accuracy on each of the stage's fresh ``seeds``."""
 
     seeds: tuple[int, ...]
     scores: dict[str, list[float]]  # trial_id -> val_acc per seed, in the order of ``seeds``
@@ -82,7 +84,8 @@ def selection_table(trials: Any) -> tuple[list[str], list[list[str]]] | None:
 
 def candidates(frame: Any, space: SearchSpace, k: int) -> dict[str, str]:
     """The trials to train again, by id, with their role: the ``k`` best completed trials with distinct policies,
-    the best completed standard point (a ``preset`` other than ``none``) and the ``none`` point."""
+    and every standard point (a ``preset`` other than ``none``) and the ``none`` point that did not fail, completed
+    or stopped by ASHA."""
     done = frame[frame["status"] == "completed"].sort_values(METRIC, ascending=False, kind="stable")
     roles: dict[str, str] = {}
     seen: set[str] = set()
@@ -93,12 +96,14 @@ def candidates(frame: Any, space: SearchSpace, k: int) -> dict[str, str]:
             roles[row["trial_id"]] = f"top {len(roles) + 1}" + (f" ({preset})" if isinstance(preset, str) and preset
                                                                   else "")
         seen.add(key)
-    presets = done[done.get("preset", "").fillna("") != ""] if "preset" in done else done.iloc[0:0]
-    standard = presets[presets["preset"] != "none"]
-    for _, row in [*standard.head(1).iterrows(), *presets[presets["preset"] == "none"].head(1).iterrows()]:
-        roles.setdefault(row["trial_id"], row["preset"])
-        if row["preset"] == "none":  # none's own role wins: the paired line needs it
-            roles[row["trial_id"]] = "none"
+    if "preset" not in frame:
+        return roles
+    presets = frame[(frame["preset"].fillna("") != "") & (frame["status"] != "failed")]
+    for name, rows in presets.groupby("preset", sort=False):
+        trial_id = rows.sort_values(METRIC, ascending=False, kind="stable")["trial_id"].iloc[0]
+        roles.setdefault(trial_id, name)
+        if name == "none":  # none's own role wins: the paired line needs it
+            roles[trial_id] = "none"
     return roles
 
 
@@ -114,20 +119,19 @@ def parameters(frame: Any, roles: dict[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def collect(frame: Any, rerun: Any, roles: dict[str, str], seeds: Sequence[int], first_seed: int) -> Selection:
-    """The :class:`Selection` from the search's ``frame`` and the re-runs' frame ``rerun`` (``config/of``,
-    ``config/seed``, ``val_acc`` of the last epoch). A failed re-run leaves its candidate out."""
+def collect(rerun: Any, roles: dict[str, str], seeds: Sequence[int]) -> Selection:
+    """The :class:`Selection` from the re-runs' frame ``rerun`` (``config/of``, ``config/seed``, ``val_acc`` of the
+    last epoch) on ``seeds``. A candidate with a failed re-run is left out."""
     scores: dict[str, list[float]] = {}
     for trial_id in roles:
-        own = float(frame.loc[frame["trial_id"] == trial_id, METRIC].iloc[0])
         runs = rerun[rerun["config/of"] == trial_id] if len(rerun) else rerun
         by_seed = {int(r["config/seed"]): float(r[METRIC]) for _, r in runs.iterrows()
                    if r.get("status") == "completed"}
         if all(s in by_seed for s in seeds):
-            scores[trial_id] = [own, *(by_seed[s] for s in seeds)]
+            scores[trial_id] = [by_seed[s] for s in seeds]
     if not scores:
         raise RuntimeError("every re-run of the selection failed; see the trials' errors in the selection folder")
-    return Selection((first_seed, *seeds), scores, {t: r for t, r in roles.items() if t in scores})
+    return Selection(tuple(seeds), scores, {t: r for t, r in roles.items() if t in scores})
 
 
 def _policy_key(row: Any, space: SearchSpace) -> str:

@@ -82,13 +82,31 @@ def test_the_same_report_again_reuses_the_journal_without_training(report, searc
 
 
 def test_a_report_on_other_seeds_reuses_the_runs_of_the_seeds_it_shares(report, search) -> None:
+    from autoaug.report.seeds import report_seeds
+
     rep, _ = report
+    first = report_seeds(SearchRecord.from_file(search[0].output_dir), 1)[0]
     fewer, lines, trained = _report_again(report, search, seeds=1)
     assert any(line.startswith(f"reusing {trained} of {trained} finished runs") for line in lines)
-    assert not any("final" in line for line in lines[:-1])
-    assert {r["seed"] for r in fewer.records} == {1}
+    assert not any(re.search(r"\] final \d+/", line) for line in lines)
+    assert any("fixed at 2 seeds before any result: this one, on 1, is partial" in line for line in lines)
+    assert {r["seed"] for r in fewer.records} == {first}  # the report's stream: one seed is its first
     assert [(r["policy"], r["test"]) for r in fewer.records] == [
-        (r["policy"], r["test"]) for r in rep.records if r["seed"] == 1]
+        (r["policy"], r["test"]) for r in rep.records if r["seed"] == first]
+
+
+def test_report_seeds_are_their_own_and_fixed_before_any_result(report, search) -> None:
+    """The report's seeds are none of the search's or the selection's; their number went into search.json before
+    the first run; the report says which seeds it used and why."""
+    rep, _ = report
+    result, _ = search
+    record = SearchRecord.from_file(result.output_dir)
+    used = {r["seed"] for r in rep.records}
+    assert len(used) == 2 == record.report_seeds
+    assert not used & {record.seed, *record.selection["seeds"]}
+    text = (rep.folder / "report.md").read_text()
+    assert f"none is the search's ({record.seed}) or the selection's ({record.selection['seeds'][0]})" in text
+    assert all(str(seed) in text for seed in used)
 
 
 def test_final_runs_train_with_the_searchs_recipe(search) -> None:
@@ -111,8 +129,9 @@ def test_comparison_is_paired_by_seed(report) -> None:
     frame = pd.read_csv(rep.folder / "comparison.csv").set_index("policy")
     runs = json.loads((rep.folder / "runs.json").read_text())["records"]
     acc = {(r["policy"], r["seed"]): r["test"]["acc"] for r in runs}
+    seeds = sorted({r["seed"] for r in runs})
     for name in ("baseline", "trivialaugment"):
-        diffs = [acc[(name, s)] - acc[("none", s)] for s in (1, 2)]  # the search used seed 0
+        diffs = [acc[(name, s)] - acc[("none", s)] for s in seeds]
         assert frame.loc[name, "acc_diff"] == pytest.approx(sum(diffs) / 2)
         assert frame.loc[name, "acc_verdict"] in ("better", "worse", "no significant difference")
     assert pd.isna(frame.loc["none", "acc_diff"])
