@@ -14,6 +14,7 @@ from autoaug.errors import AutoaugError
 from autoaug.report.document import to_html, to_markdown
 from autoaug.report.finished import SEARCHED
 from autoaug.report.reporter import compared_policies, make_report, twin_of
+from autoaug.report.seeds import report_seeds
 from autoaug.report.summary import by_policy, comparison_rows, main_table
 from autoaug.search import SearchRecord
 from autoaug.train.metrics import classification_metrics, confusion_matrix
@@ -52,7 +53,8 @@ def test_report_files_and_table(report, search) -> None:
     assert sum(bool(re.search(rf"\] final \d+/{trained}: ", line)) for line in lines) == trained
     assert lines[-1].startswith("report: ")
     runs = json.loads((rep.folder / "runs.json").read_text())["records"]
-    assert [(r["policy"], r["seed"]) for r in runs] == [(p, s) for p in POLICIES for s in (1, 2)]
+    seeds = report_seeds(SearchRecord.from_file(search[0].output_dir), 2)
+    assert [(r["policy"], r["seed"]) for r in runs] == [(p, s) for p in POLICIES for s in sorted(seeds)]
     assert "autoaug search fashion_mnist_small --budget tiny --seed 0 --trials 5 --epochs 3" in md
     assert f"autoaug report {rep.folder / 'search'} --seeds 2 --compare none,baseline,trivialaugment,feedback" in md
     assert {p.name for p in (rep.folder / "policies").iterdir()} == {f"{n}.json" for n in ("none", *COMPARE)}
@@ -82,8 +84,6 @@ def test_the_same_report_again_reuses_the_journal_without_training(report, searc
 
 
 def test_a_report_on_other_seeds_reuses_the_runs_of_the_seeds_it_shares(report, search) -> None:
-    from autoaug.report.seeds import report_seeds
-
     rep, _ = report
     first = report_seeds(SearchRecord.from_file(search[0].output_dir), 1)[0]
     fewer, lines, trained = _report_again(report, search, seeds=1)
@@ -164,8 +164,9 @@ def test_final_runs_are_nested_mlflow_runs_and_report_is_logged(report, search, 
         f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'final'"))
     twin = twin_of(result.best_policy, compared_policies(COMPARE))  # the searched policy may be one of them
     trained = [p for p in POLICIES if not (twin and p == SEARCHED)]
+    seeds = report_seeds(result.record, 2)
     assert sorted((r.data.tags["autoaug.policy"], r.data.tags["autoaug.seed"]) for r in finals) == sorted(
-        (p, str(s)) for p in trained for s in (1, 2))
+        (p, str(s)) for p in trained for s in seeds)
     assert all(r.info.status == "FINISHED" and 0 <= r.data.metrics["test_acc"] <= 1 for r in finals)
     where = f"report/{rep.folder.name}"
     logged = {a.path for a in client.list_artifacts(result.mlflow_run_id, where)}
@@ -193,7 +194,7 @@ def test_the_searched_policys_first_model_is_logged_with_its_policy(report, sear
     name = twin_of(result.best_policy, compared_policies(COMPARE)) or SEARCHED
     (run,) = client.search_runs([experiment], filter_string=(
         f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.policy` = '{name}' "
-        "and tags.`autoaug.seed` = '1'"))
+        f"and tags.`autoaug.seed` = '{report_seeds(result.record, 1)[0]}'"))  # the first report seed
     mlflow.set_tracking_uri(mlflow_server)
     uri = f"runs:/{run.info.run_id}/model"
     assert mlflow.models.get_model_info(uri).signature is not None  # from the input example
