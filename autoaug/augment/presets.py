@@ -112,6 +112,10 @@ PRESETS: dict[str, Policy] = {
     "cropflip": layered("cropflip", name="cropflip"),
     "cropflip+randaugment": replace(_randaugment(), base=BASES["cropflip"], name="cropflip+randaugment"),
     "cropflip+trivialaugment": layered("cropflip", 1, 1.0, "trivialaugment", name="cropflip+trivialaugment"),
+    # Cutout's CIFAR recipe (DeVries and Taylor, 2017): crop and flip, and a grey square of half the side (16 px at
+    # 32 px) at a uniform centre on every image
+    "cropflip+cutout": Policy(base={**BASES["cropflip"], "cutout": OpConfig(1.0, 1.0, "fixed")},
+                              name="cropflip+cutout"),
     "rrcflip": layered("rrcflip", name="rrcflip"),
     "rrcflip+randaugment": replace(_randaugment(), base=BASES["rrcflip"], name="rrcflip+randaugment"),
     "rrcflip+trivialaugment": layered("rrcflip", 1, 1.0, "trivialaugment", name="rrcflip+trivialaugment"),

@@ -55,6 +55,20 @@ def test_the_standards_on_top_keep_cropflip_as_base() -> None:
     assert not PRESETS["none"].augments and PRESETS["cropflip"].augments
 
 
+def test_cropflip_cutout_greys_a_square_of_half_the_side_on_every_image() -> None:
+    """Cutout's CIFAR recipe: on a white 32 px image, every image gets one grey 16 x 16 square (clipped at the
+    border), on top of crop and flip."""
+    white = torch.full((2000, 3, 32, 32), 255, dtype=torch.uint8)
+    out = Augmenter("cropflip+cutout", seed=0)(white)
+    grey = (out == 128).all(1)  # [N, H, W]
+    area = grey.flatten(1).sum(1)
+    assert (area > 0).all() and (area <= 16 * 16).all()
+    assert (area == 256).float().mean() > 0.15  # the centre far enough from the border: the whole square
+    rows, cols = grey.any(2).sum(1), grey.any(1).sum(1)
+    assert (rows <= 16).all() and (cols <= 16).all()
+    assert set(PRESETS["cropflip+cutout"].base) == {"crop", "hflip", "cutout"}
+
+
 def test_old_policy_files_without_a_base_still_load_and_base_round_trips(tmp_path) -> None:
     old = {"name": "mine", "n_ops": None, "ops": {"rotate": {"magnitude": 0.1, "probability": 1.0,
                                                              "sampling": "uniform"}}, "schedule": {"kind": "constant"}}
