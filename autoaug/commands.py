@@ -116,7 +116,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from autoaug.search import note_report
 
     record = result.record
-    over = f" (mean over {len(record.selection['seeds'])} seeds)" if record.selection else ""
+    n = len(record.selection["seeds"]) if record.selection else 0
+    over = f" (mean over {n} fresh seeds)" if n > 1 else " (on a fresh seed)" if n else ""
     print(f"best policy: val_acc {result.best_val_acc:.4f}{over}: {describe(result.best_policy)}")
     frame = result.trials
     for _, row in frame[frame["preset"] != ""].iterrows():

@@ -127,7 +127,7 @@ def run_selection(frame: Any, settings: SearchSettings, trainable_of: Trainable,
     chosen = selection.collect(results(grid, r.epochs, pruned="failed"), roles, seeds)
     vs = chosen.versus_none()
     status.event(f"selected trial {chosen.picked} ({chosen.roles[chosen.picked]}): mean validation accuracy "
-                 f"{chosen.mean(chosen.picked):.4f} over {len(chosen.seeds)} seeds"
+                 f"{chosen.mean(chosen.picked):.4f} on {len(chosen.seeds)} fresh seed{'s' * (len(chosen.seeds) > 1)}"
                  + (f"; vs none {vs}" if vs is not None else ""))
     metrics = {"selection.picked_mean_val_acc": chosen.mean(chosen.picked)}
     if vs is not None:
