@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(p)
     p.add_argument("--policy", default="none",
                    help="a preset (none, baseline, randaugment, trivialaugment, cropflip, cropflip+randaugment, "
-                        "cropflip+trivialaugment, cropflip+cutout, rrcflip, rrcflip+randaugment, "
-                        "rrcflip+trivialaugment, feedback, augnet) or FILE.json (default: none)")
+                        "cropflip+trivialaugment, cropflip+cutout, autoaugment, cropflip+autoaugment, rrcflip, "
+                        "rrcflip+randaugment, rrcflip+trivialaugment, feedback, augnet) or FILE.json (default: none)")
     p.add_argument("--seeds", type=_positive_int, default=1,
                    help="train with seeds SEED..SEED+N-1 and print mean ± std (default: 1)")
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON to this file")

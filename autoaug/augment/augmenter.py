@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from autoaug.augment.ops import OPS, warp_affine
-from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.policy import OpConfig, Policy, Step
 from autoaug.augment.presets import resolve_policy
 from autoaug.seeding import canonical_device, derive_seed, make_generator
 
@@ -81,7 +81,9 @@ def sample(policy: Policy, shape: torch.Size | tuple[int, ...], progress: float,
         return Params(ops=())
     draw = functools.partial(_draw, shape=tuple(shape), generator=generator, device=device, host=host)
     return Params(ops=draw(policy.base, None, policy.base_magnitudes(progress))
-                  + draw(policy.ops, policy.n_ops, policy.magnitudes(progress, factor)))
+                  + draw(policy.ops, policy.n_ops, policy.magnitudes(progress, factor))
+                  + _draw_subpolicies(policy.subpolicies, shape=tuple(shape), generator=generator, device=device,
+                                      host=host))
 
 
 def _draw(ops: Mapping[str, OpConfig], n_ops: int | None, magnitudes: Mapping[str, float], *,
@@ -117,6 +119,43 @@ def _draw(ops: Mapping[str, OpConfig], n_ops: int | None, magnitudes: Mapping[st
         else:
             rand = torch.rand(n, spec.n_uniform, generator=generator, device=device)
         out.append((name, OpParams(idx, mag, rand)))
+    return tuple(out)
+
+
+def _draw_subpolicies(subpolicies: tuple[tuple[Step, ...], ...], *, shape: tuple[int, ...],
+                      generator: torch.Generator, device: torch.device,
+                      host: random.Random) -> tuple[tuple[str, OpParams], ...]:
+    """Each image draws one of ``subpolicies`` (the images in a random order, the sub-policies in a random order on
+    the host: the image at rank ``r`` takes the sub-policy at place ``r mod k``), then each step applies to a random
+    share ``p`` of that sub-policy's images at its fixed magnitude. The draws of one step position are merged by op
+    (one kernel call per op and position); all first steps come before all second steps."""
+    b, k = shape[0], len(subpolicies)
+    if k == 0:
+        return ()
+    order = host.sample(range(k), k)
+    ranked = torch.rand(b, generator=generator, device=device).argsort()
+    ranks = _slot_ranks(b, k, 1, str(device))
+    images = {order[q]: ranked[ranks[q]] for q in range(k)}  # sub-policy -> its images
+    out = []
+    for position in range(max(len(sub) for sub in subpolicies)):
+        merged: dict[str, list[tuple[torch.Tensor, float]]] = {}
+        for i, sub in enumerate(subpolicies):
+            if position < len(sub):
+                step, pool = sub[position], images[i]
+                n = _stochastic_round(len(pool) * step.probability, host)
+                if n:
+                    merged.setdefault(step.op, []).append((pool[:n], step.magnitude))
+        for name in OPS:  # registry order within a position (the images of one position are disjoint)
+            if name not in merged:
+                continue
+            spec = OPS[name]
+            idx = torch.cat([pool for pool, _ in merged[name]])
+            mag = torch.cat([torch.full((len(pool),), m, device=device) for pool, m in merged[name]])
+            if spec.signed:
+                mag = torch.where(torch.rand(len(idx), generator=generator, device=device) < 0.5, -mag, mag)
+            rand = (torch.randn((len(idx), *shape[1:]), generator=generator, device=device) if spec.dense_noise
+                    else torch.rand(len(idx), spec.n_uniform, generator=generator, device=device))
+            out.append((name, OpParams(idx, mag, rand)))
     return tuple(out)
 
 

@@ -182,6 +182,10 @@ def exportable(policy: Policy) -> None:
         raise AutoaugError(f"policy {policy.name!r} is driven by the training state ({', '.join(adaptive)} schedule): "
                            "a per-image transform cannot follow it; export a fixed or scheduled policy instead "
                            "(e.g. the policy with its schedule set to constant)")
+    if policy.subpolicies:
+        raise AutoaugError(f"policy {policy.name!r} has sub-policies (AutoAugment's form), which the exported "
+                           "transform does not run; for AutoAugment's CIFAR-10 policy use torchvision.transforms.v2."
+                           "AutoAugment(AutoAugmentPolicy.CIFAR10)")
     if policy.synthetic is not None and policy.synthetic.ratio > 0:
         raise AutoaugError(f"policy {policy.name!r} mixes generated images into every batch (synthetic ratio "
                            f"{policy.synthetic.ratio:g}): a per-image transform cannot; remove 'synthetic' from the "

@@ -115,6 +115,41 @@ class Synthetic:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One op of a sub-policy: applied with ``probability`` at the fixed normalized ``magnitude`` (signed ops draw
+    the sign per image)."""
+
+    op: str
+    probability: float
+    magnitude: float = 0.0
+
+    def __post_init__(self) -> None:
+        get_op(self.op)
+        object.__setattr__(self, "probability", _unit("probability", self.probability))
+        object.__setattr__(self, "magnitude", _unit("magnitude", self.magnitude))
+
+
+def _subpolicies(value: Any) -> tuple[tuple[Step, ...], ...]:
+    """Sub-policies from JSON (lists of ``{op, probability, magnitude}``) or :class:`Step` tuples, validated."""
+    if not isinstance(value, list | tuple) or not all(isinstance(sub, list | tuple) and sub for sub in value):
+        raise AutoaugError("policy 'subpolicies' must be a list of non-empty lists of steps")
+    out = []
+    for sub in value:
+        steps = []
+        for step in sub:
+            if isinstance(step, Mapping):
+                if set(step) - {"op", "probability", "magnitude"} or "op" not in step:
+                    raise AutoaugError(f"a sub-policy step must be an object with op, probability, magnitude; "
+                                       f"got {dict(step)!r}")
+                step = Step(**step)
+            if not isinstance(step, Step):
+                raise AutoaugError(f"a sub-policy step must be an object with op, probability, magnitude; got {step!r}")
+            steps.append(step)
+        out.append(tuple(steps))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Stage:
     """From training progress ``start`` on, ``ops`` replace the policy's ops (a replayed PBT schedule)."""
 
@@ -137,6 +172,8 @@ class Policy:
     uniformly from ``ops`` (RandAugment-style), then each drawn op applies with its probability.
     ``stages``: ops that replace ``ops`` from a given training progress on (starts increasing, above 0).
     ``synthetic``: generated images mixed into every training batch (``None``: none).
+    ``subpolicies``: after the sampled layer, each image draws one sub-policy uniformly and applies its steps in
+    order (AutoAugment's form).
     """
 
     ops: Mapping[str, OpConfig] = field(default_factory=dict)
@@ -146,8 +183,11 @@ class Policy:
     stages: tuple[Stage, ...] = ()
     synthetic: Synthetic | None = None
     base: Mapping[str, OpConfig] = field(default_factory=dict)
+    subpolicies: tuple[tuple[Step, ...], ...] = ()
 
     def __post_init__(self) -> None:
+        if self.subpolicies:
+            object.__setattr__(self, "subpolicies", _subpolicies(self.subpolicies))
         ops = _canonical(self.ops)
         object.__setattr__(self, "ops", ops)
         object.__setattr__(self, "base", _canonical(self.base))
@@ -173,7 +213,7 @@ class Policy:
     @property
     def augments(self) -> bool:
         """Whether the policy changes images at all."""
-        return bool(self.base or self.ops or any(s.ops for s in self.stages))
+        return bool(self.base or self.ops or self.subpolicies or any(s.ops for s in self.stages))
 
     def base_magnitudes(self, progress: float) -> dict[str, float]:
         """Each base op's magnitude at ``progress`` (its own schedule, else constant)."""
@@ -198,6 +238,8 @@ class Policy:
               "schedule": self.schedule.to_dict()}
         if self.stages:
             d["stages"] = [{"start": s.start, "ops": {k: c.to_dict() for k, c in s.ops.items()}} for s in self.stages]
+        if self.subpolicies:
+            d["subpolicies"] = [[asdict(step) for step in sub] for sub in self.subpolicies]
         if self.synthetic is not None:
             d["synthetic"] = asdict(self.synthetic)
         return d
@@ -206,7 +248,7 @@ class Policy:
     def from_dict(cls, d: Mapping[str, Any]) -> Policy:
         if not isinstance(d, Mapping):
             raise AutoaugError(f"a policy must be a JSON object, got {type(d).__name__}")
-        keys = ("name", "base", "n_ops", "ops", "schedule", "stages", "synthetic")
+        keys = ("name", "base", "n_ops", "ops", "schedule", "stages", "subpolicies", "synthetic")
         unknown = sorted(set(d) - set(keys))
         if unknown:
             raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: {', '.join(keys)}")
@@ -222,6 +264,7 @@ class Policy:
         return cls(ops=_ops_from_dict(d.get("ops", {})), n_ops=d.get("n_ops"), base=_ops_from_dict(d.get("base", {})),
                    schedule=Schedule.from_dict(d.get("schedule", {})), name=str(d.get("name", "custom")),
                    stages=tuple(Stage(s["start"], _ops_from_dict(s["ops"])) for s in stages),
+                   subpolicies=_subpolicies(d["subpolicies"]) if "subpolicies" in d else (),
                    synthetic=Synthetic(**synthetic) if synthetic is not None else None)
 
     def to_json(self) -> str:

@@ -4,11 +4,11 @@ flip), the adaptive presets, and the compact space's layered policies (:func:`la
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from autoaug.augment.ops import OPS
-from autoaug.augment.policy import OpConfig, Policy
+from autoaug.augment.policy import OpConfig, Policy, Step
 from autoaug.augment.schedule import Schedule
 from autoaug.errors import choice_error
 
@@ -85,6 +85,46 @@ def _randaugment(m: int = 9, n: int = 2) -> Policy:
     return layered(n_ops=n, magnitude=m / 30, name="randaugment")
 
 
+# AutoAugment's CIFAR-10 policy (Cubuk et al., 2019), as torchvision holds it: 25 sub-policies of two steps
+# (op, probability, magnitude bin of 10)
+_AUTOAUGMENT_CIFAR10 = (
+    (("Invert", 0.1, None), ("Contrast", 0.2, 6)), (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
+    (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)), (("ShearY", 0.5, 8), ("TranslateY", 0.7, 9)),
+    (("AutoContrast", 0.5, None), ("Equalize", 0.9, None)), (("ShearY", 0.2, 7), ("Posterize", 0.3, 7)),
+    (("Color", 0.4, 3), ("Brightness", 0.6, 7)), (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
+    (("Equalize", 0.6, None), ("Equalize", 0.5, None)), (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
+    (("Color", 0.7, 7), ("TranslateX", 0.5, 8)), (("Equalize", 0.3, None), ("AutoContrast", 0.4, None)),
+    (("TranslateY", 0.4, 3), ("Sharpness", 0.2, 6)), (("Brightness", 0.9, 6), ("Color", 0.2, 8)),
+    (("Solarize", 0.5, 2), ("Invert", 0.0, None)), (("Equalize", 0.2, None), ("AutoContrast", 0.6, None)),
+    (("Equalize", 0.2, None), ("Equalize", 0.6, None)), (("Color", 0.9, 9), ("Equalize", 0.6, None)),
+    (("AutoContrast", 0.8, None), ("Solarize", 0.2, 8)), (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
+    (("Solarize", 0.4, 5), ("AutoContrast", 0.9, None)), (("TranslateY", 0.9, 9), ("TranslateY", 0.7, 9)),
+    (("AutoContrast", 0.9, None), ("Solarize", 0.8, 3)), (("Equalize", 0.8, None), ("Invert", 0.1, None)),
+    (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
+)
+# AutoAugment's op names, and each op's physical value at bin b of 10 (torchvision's ranges; translation as a
+# fraction of the side, posterize as bits dropped, solarize as 1 - threshold)
+_AUTOAUGMENT_OPS: dict[str, tuple[str, Callable[[int], float]]] = {
+    "ShearX": ("shear_x", lambda b: 0.3 * b / 9), "ShearY": ("shear_y", lambda b: 0.3 * b / 9),
+    "TranslateX": ("translate_x", lambda b: 150 / 331 * b / 9),
+    "TranslateY": ("translate_y", lambda b: 150 / 331 * b / 9),
+    "Rotate": ("rotate", lambda b: 30.0 * b / 9), "Brightness": ("brightness", lambda b: 0.9 * b / 9),
+    "Color": ("saturation", lambda b: 0.9 * b / 9), "Contrast": ("contrast", lambda b: 0.9 * b / 9),
+    "Sharpness": ("sharpness", lambda b: 0.9 * b / 9), "Posterize": ("posterize", lambda b: float(round(b / 2.25))),
+    "Solarize": ("solarize", lambda b: b / 9), "AutoContrast": ("autocontrast", lambda b: 0.0),
+    "Equalize": ("equalize", lambda b: 0.0), "Invert": ("invert", lambda b: 0.0),
+}
+
+
+def _autoaugment() -> Policy:
+    """AutoAugment's CIFAR-10 policy: each image draws one of its 25 sub-policies and applies its two steps."""
+    def step(name: str, p: float, b: int | None) -> Step:
+        op, value = _AUTOAUGMENT_OPS[name]
+        return Step(op, p, _phys(op, value(b)) if b is not None and OPS[op].has_magnitude else 0.0)
+
+    return Policy(subpolicies=tuple(tuple(step(*s) for s in sub) for sub in _AUTOAUGMENT_CIFAR10), name="autoaugment")
+
+
 def _adaptive(kind: str) -> Policy:
     """Basic flip and crop always on (their own constant schedule); rotation up to ±30° and brightness and
     contrast up to ±0.2 scaled by the controller (level 0.5: ±15° and ±0.1)."""
@@ -112,6 +152,9 @@ PRESETS: dict[str, Policy] = {
     "cropflip": layered("cropflip", name="cropflip"),
     "cropflip+randaugment": replace(_randaugment(), base=BASES["cropflip"], name="cropflip+randaugment"),
     "cropflip+trivialaugment": layered("cropflip", 1, 1.0, "trivialaugment", name="cropflip+trivialaugment"),
+    "autoaugment": _autoaugment(),
+    # on crop and flip, as the CIFAR recipes apply it
+    "cropflip+autoaugment": replace(_autoaugment(), base=BASES["cropflip"], name="cropflip+autoaugment"),
     # Cutout's CIFAR recipe (DeVries and Taylor, 2017): crop and flip, and a grey square of half the side (16 px at
     # 32 px) at a uniform centre on every image
     "cropflip+cutout": Policy(base={**BASES["cropflip"], "cutout": OpConfig(1.0, 1.0, "fixed")},

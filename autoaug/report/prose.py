@@ -38,8 +38,10 @@ def _augmenting(policy: Policy) -> str:
     if not policy.augments:
         return "no augmentation"
     base = f"base {', '.join(policy.base)} (each with its probability)" if policy.base else ""
+    subs = (f"one of {len(policy.subpolicies)} sub-policies per image (AutoAugment's form)"
+            if policy.subpolicies else "")
     if not policy.ops and not policy.stages:
-        return base
+        return ", then ".join(part for part in (base, subs) if part)
     kind = policy.schedule.kind
     own = sorted({c.schedule.kind for c in policy.ops.values() if c.schedule is not None})
     held, every = policy.schedule.params.get("holdout"), policy.schedule.params.get("every")
@@ -52,7 +54,7 @@ def _augmenting(policy: Policy) -> str:
     if policy.stages:
         text += f"; {len(policy.stages) + 1} stages (a PBT lineage, replayed)"
     per_image = f"; {policy.n_ops} op{'s' if policy.n_ops > 1 else ''} per image" if policy.n_ops else ""
-    return (f"{base}, then " if base else "") + text + per_image
+    return (f"{base}, then " if base else "") + text + per_image + (f", then {subs}" if subs else "")
 
 
 def duration(seconds: float | None) -> str:

@@ -171,6 +171,8 @@ class SearchSpace:
     def point(self, policy: Policy, train: Mapping[str, float] | None = None) -> dict[str, Any] | None:
         """The flat parameters of ``policy`` (and of the ``train`` hyper-parameter values, where this space
         searches them) in this space, or ``None`` when the space cannot express them."""
+        if policy.subpolicies:  # AutoAugment's form: no space holds it
+            return None
         if self.layer:
             params = self.layer.point(replace(policy, synthetic=None, stages=()))
             if params is None:

@@ -69,6 +69,53 @@ def test_cropflip_cutout_greys_a_square_of_half_the_side_on_every_image() -> Non
     assert set(PRESETS["cropflip+cutout"].base) == {"crop", "hflip", "cutout"}
 
 
+def test_autoaugment_holds_torchvisions_cifar10_policy() -> None:
+    """The 25 sub-policies of torchvision's AutoAugment(CIFAR10): the same ops, probabilities and physical values
+    (translation in pixels at 32 px, posterize as bits kept, solarize as the threshold's fraction)."""
+    from autoaug.augment.ops import OPS
+
+    reference = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    space = {name: values(10, 32, 32) for name, (values, _signed) in reference._AUGMENTATION_SPACE.items()}
+    names = {"ShearX": "shear_x", "ShearY": "shear_y", "TranslateX": "translate_x", "TranslateY": "translate_y",
+             "Rotate": "rotate", "Brightness": "brightness", "Color": "saturation", "Contrast": "contrast",
+             "Sharpness": "sharpness", "Posterize": "posterize", "Solarize": "solarize",
+             "AutoContrast": "autocontrast", "Equalize": "equalize", "Invert": "invert"}
+    ours = PRESETS["autoaugment"].subpolicies
+    assert len(ours) == len(reference._policies) == 25
+    for sub, theirs in zip(ours, reference._policies, strict=True):
+        for step, (name, p, b) in zip(sub, theirs, strict=True):
+            assert (step.op, step.probability) == (names[name], p)
+            if b is None:
+                continue
+            value = float(OPS[step.op].value(torch.tensor(step.magnitude)))
+            expected = float(space[name][b])
+            if name.startswith("Translate"):
+                value *= 32
+            elif name == "Posterize":
+                value = 8 - value
+            elif name == "Solarize":  # v2 holds the threshold as a fraction of the largest value
+                value = 1 - value
+            assert value == pytest.approx(expected, abs=1e-4), (name, b)
+
+
+def test_autoaugment_gives_what_torchvision_gives(photo: torch.Tensor) -> None:
+    """Batched AutoAugment and torchvision's, one image at a time: per-image statistics agree in distribution."""
+    import numpy as np
+    from scipy.stats import ks_2samp
+
+    img, n = (photo[0] * 255).round().to(torch.uint8), 1500
+    ours = Augmenter("autoaugment", seed=0)(img.expand(n, -1, -1, -1).contiguous()).float() / 255
+    torch.manual_seed(0)
+    reference = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    theirs = torch.stack([reference(img) for _ in range(n)]).float() / 255
+    for region in ((slice(None), slice(None), slice(8, -8), slice(8, -8)), (...,)):
+        a, b = ours[region].mean((1, 2, 3)).numpy(), theirs[region].mean((1, 2, 3)).numpy()
+        se = np.sqrt(a.var() / n + b.var() / n)
+        assert abs(a.mean() - b.mean()) < 4 * se + 0.004
+        assert ks_2samp(np.round(a, 2), np.round(b, 2)).pvalue > 1e-4
+    assert (ours == img.float() / 255).all((1, 2, 3)).float().mean() < 0.5  # most images changed
+
+
 def test_old_policy_files_without_a_base_still_load_and_base_round_trips(tmp_path) -> None:
     old = {"name": "mine", "n_ops": None, "ops": {"rotate": {"magnitude": 0.1, "probability": 1.0,
                                                              "sampling": "uniform"}}, "schedule": {"kind": "constant"}}

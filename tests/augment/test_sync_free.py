@@ -55,7 +55,8 @@ def _flat(args: tuple) -> list:
 
 def _policies() -> dict[str, Policy]:
     every_op = {name: OpConfig(0.5, 0.4) for name in OPS}
-    return {**{name: PRESETS[name] for name in ("baseline", "randaugment", "trivialaugment", "cropflip+randaugment")},
+    return {**{name: PRESETS[name] for name in ("baseline", "randaugment", "trivialaugment", "cropflip+randaugment",
+                                               "cropflip+autoaugment")},
             "every op": Policy(ops=every_op), "every op, 2 per image": Policy(ops=every_op, n_ops=2)}
 
 

@@ -61,6 +61,12 @@ def test_photo_standards_are_exact_points_of_the_photos_space(preset: str) -> No
     assert point is not None and space.to_policy(point, name=preset) == PRESETS[preset]
 
 
+def test_autoaugment_is_no_point_of_any_space() -> None:
+    for name in ("default", "photos", "per_op"):
+        assert load_space(name).point(PRESETS["autoaugment"]) is None
+        assert load_space(name).point(PRESETS["cropflip+autoaugment"]) is None
+
+
 def test_per_op_space_holds_the_old_presets_and_not_the_layered_ones() -> None:
     space = load_space("per_op")
     assert space.to_policy(space.point(PRESETS["baseline"])).ops == PRESETS["baseline"].ops
