@@ -182,6 +182,10 @@ def exportable(policy: Policy) -> None:
         raise AutoaugError(f"policy {policy.name!r} is driven by the training state ({', '.join(adaptive)} schedule): "
                            "a per-image transform cannot follow it; export a fixed or scheduled policy instead "
                            "(e.g. the policy with its schedule set to constant)")
+    if policy.mixes:
+        raise AutoaugError(f"policy {policy.name!r} mixes pairs of images of a batch ({policy.mix.kind}): a per-image "  # type: ignore[union-attr]
+                           "transform cannot; use torchvision.transforms.v2.MixUp / CutMix on the batches, or remove "
+                           "'mix' from the policy file to export its ops")
     if policy.subpolicies:
         raise AutoaugError(f"policy {policy.name!r} has sub-policies (AutoAugment's form), which the exported "
                            "transform does not run; for AutoAugment's CIFAR-10 policy use torchvision.transforms.v2."

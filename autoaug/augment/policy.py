@@ -114,6 +114,29 @@ class Synthetic:
             raise AutoaugError(f"synthetic epochs {self.epochs!r} must be a positive integer")
 
 
+MIXES = ("mixup", "cutmix")
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Mix pairs of images of a batch, with soft targets: ``mixup`` blends whole images, ``cutmix`` pastes a box of
+    the partner image (:mod:`autoaug.augment.mix`). The share ``lam`` of the own image is drawn per batch from
+    Beta(``alpha``, ``alpha``); a batch is mixed with ``probability``."""
+
+    kind: str = "mixup"
+    alpha: float = 1.0
+    probability: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in MIXES:
+            raise choice_error("mix", self.kind, MIXES)
+        ok = isinstance(self.alpha, int | float) and not isinstance(self.alpha, bool) and 0 < self.alpha <= 10
+        if not ok:
+            raise AutoaugError(f"mix alpha {self.alpha!r} is out of range; allowed: above 0 up to 10")
+        object.__setattr__(self, "alpha", float(self.alpha))
+        object.__setattr__(self, "probability", _unit("mix probability", self.probability))
+
+
 @dataclass(frozen=True)
 class Step:
     """One op of a sub-policy: applied with ``probability`` at the fixed normalized ``magnitude`` (signed ops draw
@@ -127,6 +150,14 @@ class Step:
         get_op(self.op)
         object.__setattr__(self, "probability", _unit("probability", self.probability))
         object.__setattr__(self, "magnitude", _unit("magnitude", self.magnitude))
+
+
+def _mix(value: Any) -> Mix | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) - {"kind", "alpha", "probability"}:
+        raise AutoaugError(f"policy 'mix' must be an object with kind, alpha, probability; got {value!r}")
+    return Mix(**value)
 
 
 def _subpolicies(value: Any) -> tuple[tuple[Step, ...], ...]:
@@ -173,7 +204,7 @@ class Policy:
     ``stages``: ops that replace ``ops`` from a given training progress on (starts increasing, above 0).
     ``synthetic``: generated images mixed into every training batch (``None``: none).
     ``subpolicies``: after the sampled layer, each image draws one sub-policy uniformly and applies its steps in
-    order (AutoAugment's form).
+    order (AutoAugment's form). ``mix``: last, pairs of images of a training batch are mixed (MixUp, CutMix).
     """
 
     ops: Mapping[str, OpConfig] = field(default_factory=dict)
@@ -184,8 +215,11 @@ class Policy:
     synthetic: Synthetic | None = None
     base: Mapping[str, OpConfig] = field(default_factory=dict)
     subpolicies: tuple[tuple[Step, ...], ...] = ()
+    mix: Mix | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.mix, Mapping):
+            object.__setattr__(self, "mix", Mix(**self.mix))
         if self.subpolicies:
             object.__setattr__(self, "subpolicies", _subpolicies(self.subpolicies))
         ops = _canonical(self.ops)
@@ -215,6 +249,11 @@ class Policy:
         """Whether the policy changes images at all."""
         return bool(self.base or self.ops or self.subpolicies or any(s.ops for s in self.stages))
 
+    @property
+    def mixes(self) -> bool:
+        """Whether training batches are mixed (:attr:`mix`)."""
+        return self.mix is not None and self.mix.probability > 0
+
     def base_magnitudes(self, progress: float) -> dict[str, float]:
         """Each base op's magnitude at ``progress`` (its own schedule, else constant)."""
         return {name: min(cfg.magnitude * (cfg.schedule.factor(progress) if cfg.schedule else 1.0), 1.0)
@@ -240,6 +279,8 @@ class Policy:
             d["stages"] = [{"start": s.start, "ops": {k: c.to_dict() for k, c in s.ops.items()}} for s in self.stages]
         if self.subpolicies:
             d["subpolicies"] = [[asdict(step) for step in sub] for sub in self.subpolicies]
+        if self.mix is not None:
+            d["mix"] = asdict(self.mix)
         if self.synthetic is not None:
             d["synthetic"] = asdict(self.synthetic)
         return d
@@ -248,7 +289,7 @@ class Policy:
     def from_dict(cls, d: Mapping[str, Any]) -> Policy:
         if not isinstance(d, Mapping):
             raise AutoaugError(f"a policy must be a JSON object, got {type(d).__name__}")
-        keys = ("name", "base", "n_ops", "ops", "schedule", "stages", "subpolicies", "synthetic")
+        keys = ("name", "base", "n_ops", "ops", "schedule", "stages", "subpolicies", "mix", "synthetic")
         unknown = sorted(set(d) - set(keys))
         if unknown:
             raise AutoaugError(f"unknown policy key {unknown[0]!r}; allowed: {', '.join(keys)}")
@@ -265,6 +306,7 @@ class Policy:
                    schedule=Schedule.from_dict(d.get("schedule", {})), name=str(d.get("name", "custom")),
                    stages=tuple(Stage(s["start"], _ops_from_dict(s["ops"])) for s in stages),
                    subpolicies=_subpolicies(d["subpolicies"]) if "subpolicies" in d else (),
+                   mix=_mix(d.get("mix")),
                    synthetic=Synthetic(**synthetic) if synthetic is not None else None)
 
     def to_json(self) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from autoaug.augment.ops import OPS
-from autoaug.augment.policy import OpConfig, Policy, Step
+from autoaug.augment.policy import Mix, OpConfig, Policy, Step
 from autoaug.augment.schedule import Schedule
 from autoaug.errors import choice_error
 
@@ -52,10 +52,11 @@ BASES = _bases()
 
 def layered(base: str = "none", n_ops: int = 0, magnitude: float = 0.0, style: str = "randaugment",
             groups: Mapping[str, float] | None = None, schedule: Schedule | None = None,
-            name: str = "custom") -> Policy:
+            name: str = "custom", mix: Mix | None = None) -> Policy:
     """A policy of the compact space: the ``base`` layer (:data:`BASES`) always on, then ``n_ops`` ops per image
     drawn uniformly from identity and the ops of ``groups``, at the global ``magnitude`` in ``style``
-    (:data:`STYLES`); a drawn op of group ``g`` applies with probability ``groups[g]`` (default: every group, 1).
+    (:data:`STYLES`); a drawn op of group ``g`` applies with probability ``groups[g]`` (default: every group, 1);
+    then the batch is mixed where ``mix`` says (MixUp, CutMix).
 
     ``none``, ``cropflip``, RandAugment (``n_ops=2, magnitude=0.3``: M = 9) and TrivialAugment (``n_ops=1,
     magnitude=1``, ``trivialaugment`` style), alone or on ``cropflip``, are points of it."""
@@ -77,7 +78,7 @@ def layered(base: str = "none", n_ops: int = 0, magnitude: float = 0.0, style: s
                 m = magnitude * scale if OPS[op].has_magnitude else 0.0
                 ops[op] = OpConfig(m, p, sampling)
     return Policy(base=BASES[base], ops=ops, n_ops=min(n_ops, len(ops)) or None,
-                  schedule=schedule or Schedule(), name=name)
+                  schedule=schedule or Schedule(), name=name, mix=mix)
 
 
 def _randaugment(m: int = 9, n: int = 2) -> Policy:
@@ -152,6 +153,10 @@ PRESETS: dict[str, Policy] = {
     "cropflip": layered("cropflip", name="cropflip"),
     "cropflip+randaugment": replace(_randaugment(), base=BASES["cropflip"], name="cropflip+randaugment"),
     "cropflip+trivialaugment": layered("cropflip", 1, 1.0, "trivialaugment", name="cropflip+trivialaugment"),
+    # MixUp (Zhang et al., 2018: alpha 1 on CIFAR) and CutMix (Yun et al., 2019: alpha 1, half the batches) on
+    # crop and flip
+    "cropflip+mixup": layered("cropflip", name="cropflip+mixup", mix=Mix("mixup", 1.0, 1.0)),
+    "cropflip+cutmix": layered("cropflip", name="cropflip+cutmix", mix=Mix("cutmix", 1.0, 0.5)),
     "autoaugment": _autoaugment(),
     # on crop and flip, as the CIFAR recipes apply it
     "cropflip+autoaugment": replace(_autoaugment(), base=BASES["cropflip"], name="cropflip+autoaugment"),

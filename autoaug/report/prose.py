@@ -16,8 +16,10 @@ from autoaug.stats import compare_paired
 def mechanism(policy: Policy) -> str:
     """In words: fixed, scheduled (kind, per op), feedback-controlled, AugNet or a replayed PBT lineage, and
     the synthetic share."""
-    syn = policy.synthetic
+    syn, mix = policy.synthetic, policy.mix
     mixed = f"; {syn.ratio:.0%} of every batch generated ({syn.generator})" if syn and syn.ratio > 0 else ""
+    if mix is not None and policy.mixes:
+        mixed += f"; {mix.kind} (alpha {mix.alpha:g}) on {mix.probability:.0%} of the batches, soft targets"
     return _augmenting(policy) + mixed
 
 

@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from autoaug.augment.ops import OPS
-from autoaug.augment.policy import SAMPLING, OpConfig, Policy, Synthetic
-from autoaug.augment.presets import BASES, GROUPS, STYLES, layered
+from autoaug.augment.policy import MIXES, SAMPLING, OpConfig, Policy, Synthetic
+from autoaug.augment.presets import BASES, GROUPS, STYLES
 from autoaug.augment.schedule import ADAPTIVE, Schedule
 from autoaug.augment.schedule import PARAMS as SCHEDULE_PARAMS
 from autoaug.data.names import GENERATORS
 from autoaug.errors import AutoaugError
+from autoaug.search.layer import Layer, Range
 
 _UP = Path(__file__).resolve().parents
 # the shipped spaces: inside the package in an installed wheel, beside it (the project's search_spaces/) in a checkout
 SPACES_DIR = _UP[1] / "search_spaces" if (_UP[1] / "search_spaces").is_dir() else _UP[2] / "search_spaces"
-Range = tuple[float, float]
 TRAIN_PARAMS = ("lr", "weight_decay")  # training hyper-parameters a space may search (log-uniform)
 
 
@@ -35,66 +35,6 @@ class OpRange:
     magnitude: Range | None
     probability: Range
     sampling: str = "uniform"
-
-
-@dataclass(frozen=True)
-class Layer:
-    """The compact space (:func:`autoaug.augment.presets.layered`): the base layers it may choose, the range of ops per
-    image, of the global magnitude, the styles, and each op group's probability range."""
-
-    bases: tuple[str, ...] = ("none", "cropflip")
-    n_ops: tuple[int, int] = (0, 3)
-    magnitude: Range = (0.0, 1.0)
-    styles: tuple[str, ...] = STYLES
-    groups: Mapping[str, Range] = field(default_factory=lambda: dict.fromkeys(GROUPS, (0.0, 1.0)))
-
-    def suggest(self, trial: Any) -> dict[str, Any]:
-        """Every dimension, always (a point with no ops per image ignores the others)."""
-        params: dict[str, Any] = {
-            "base": trial.suggest_categorical("base", list(self.bases)),
-            "n_ops": trial.suggest_int("n_ops", *self.n_ops),
-            "magnitude": trial.suggest_float("magnitude", *self.magnitude),
-            "style": trial.suggest_categorical("style", list(self.styles)),
-        }
-        for group, r in self.groups.items():
-            params[f"group.{group}"] = trial.suggest_float(f"group.{group}", *r)
-        return params
-
-    def to_policy(self, params: Mapping[str, Any], schedule: Schedule, name: str) -> Policy:
-        groups = {g: float(params[f"group.{g}"]) for g in self.groups}
-        return layered(params["base"], int(params["n_ops"]), float(params["magnitude"]), params["style"], groups,
-                       schedule, name)
-
-    def point(self, policy: Policy) -> dict[str, Any] | None:
-        """The parameters of ``policy``, found by reading its base, ops per image, style and magnitude and
-        checked by rebuilding it; ``None`` when it is not a point of this layer."""
-        base = next((b for b in self.bases if BASES[b] == policy.base), None)
-        n_ops = policy.n_ops or 0
-        probe = next((op for op in policy.ops if op != "identity" and OPS[op].has_magnitude), None)
-        style = ("randaugment" if probe is None or policy.ops[probe].sampling == "fixed" else "trivialaugment")
-        if base is None or style not in self.styles or not self.n_ops[0] <= n_ops <= self.n_ops[1]:
-            return None
-        unit = layered(n_ops=1, magnitude=1.0, style=style)  # each op's magnitude at global magnitude 1
-        magnitude = policy.ops[probe].magnitude / unit.ops[probe].magnitude if probe else self.magnitude[0]
-        groups = {g: next((policy.ops[op].probability for op in GROUPS[g] if op in policy.ops), r[1])
-                  for g, r in self.groups.items()}
-        params = {"base": base, "n_ops": n_ops, "magnitude": round(magnitude, 6), "style": style,
-                  **{f"group.{g}": p for g, p in groups.items()}}
-        inside = self.magnitude[0] <= params["magnitude"] <= self.magnitude[1] and all(
-            r[0] <= groups[g] <= r[1] for g, r in self.groups.items())
-        rebuilt = self.to_policy(params, policy.schedule, policy.name)
-        return params if inside and _same(rebuilt, policy) else None
-
-
-def _same(a: Policy, b: Policy) -> bool:
-    """Equal policies, up to rounding of their magnitudes."""
-    def close(x: Mapping[str, OpConfig], y: Mapping[str, OpConfig]) -> bool:
-        return x.keys() == y.keys() and all(
-            abs(x[k].magnitude - y[k].magnitude) < 1e-6 and x[k].probability == y[k].probability
-            and x[k].sampling == y[k].sampling and x[k].schedule == y[k].schedule for k in x)
-
-    return (close(a.base, b.base) and close(a.ops, b.ops) and a.n_ops == b.n_ops and a.schedule == b.schedule
-            and a.stages == b.stages and a.synthetic == b.synthetic)
 
 
 @dataclass(frozen=True)
@@ -177,7 +117,7 @@ class SearchSpace:
             params = self.layer.point(replace(policy, synthetic=None, stages=()))
             if params is None:
                 return None
-        elif policy.n_ops is not None or policy.base or set(policy.ops) - set(self.ops):
+        elif policy.n_ops is not None or policy.base or policy.mix or set(policy.ops) - set(self.ops):
             return None
         else:
             params = {}
@@ -279,8 +219,9 @@ def _choices(where: str, value: Any, allowed: Mapping[str, Any] | tuple[str, ...
 
 
 def _layer(doc: Any, source: str) -> Layer:
-    """``layer: {bases, n_ops, magnitude, styles, groups}``; each key optional (defaults: :class:`Layer`)."""
-    keys = ("bases", "n_ops", "magnitude", "styles", "groups")
+    """``layer: {bases, n_ops, magnitude, styles, groups, mix}``; each key optional (defaults: :class:`Layer`);
+    ``mix: {kinds, alpha, probability}``."""
+    keys = ("bases", "n_ops", "magnitude", "styles", "groups", "mix")
     if not isinstance(doc, Mapping) or set(doc) - set(keys):
         extra = sorted(set(doc) - set(keys)) if isinstance(doc, Mapping) else [doc]
         raise AutoaugError(f"{source}: layer: unknown key {extra[0]!r}; allowed: {', '.join(keys)}")
@@ -293,7 +234,14 @@ def _layer(doc: Any, source: str) -> Layer:
     groups = doc.get("groups", {g: list(r) for g, r in default.groups.items()})
     if not isinstance(groups, Mapping) or not groups or set(groups) - set(GROUPS):
         raise AutoaugError(f"{where}.groups: {groups!r} must map some of {', '.join(GROUPS)} to probability ranges")
+    mix = doc.get("mix") or {}
+    if not isinstance(mix, Mapping) or set(mix) - {"kinds", "alpha", "probability"}:
+        raise AutoaugError(f"{where}.mix: {mix!r} must be an object with kinds, alpha, probability")
     return Layer(bases=_choices(f"{where}.bases", doc.get("bases", list(default.bases)), BASES),
+                 mixes=_choices(f"{where}.mix.kinds", mix.get("kinds", list(default.mixes)), ("none", *MIXES)),
+                 mix_alpha=_range(f"{where}.mix.alpha", mix.get("alpha", list(default.mix_alpha)), 0.05, 10.0),
+                 mix_probability=_range(f"{where}.mix.probability",
+                                        mix.get("probability", list(default.mix_probability))),
                  n_ops=(n_ops[0], n_ops[1]),
                  magnitude=_range(f"{where}.magnitude", doc.get("magnitude", list(default.magnitude))),
                  styles=_choices(f"{where}.styles", doc.get("styles", list(default.styles)), STYLES),

@@ -16,6 +16,7 @@ import torch
 
 from autoaug.augment.adaptive import Controller
 from autoaug.augment.augmenter import apply, sample
+from autoaug.augment.mix import mix_batch
 from autoaug.augment.policy import Policy
 from autoaug.data.datasets import DatasetSplits
 from autoaug.data.synthetic import Generator, generator_for
@@ -88,10 +89,13 @@ class Batches:
         self.augment_rng = make_generator(derive_seed(seed, "augment"), device)
         self.augment_host = random.Random(derive_seed(seed, "augment", "host"))
         self.synthetic_rng = make_generator(derive_seed(seed, "synthetic"), device)
+        self.mix_rng = make_generator(derive_seed(seed, "mix"), device)
+        self.mix_host = random.Random(derive_seed(seed, "mix", "host"))
         self.aug_timer, self.synthetic_timer = Stopwatch(device), Stopwatch(device)
 
     def epoch(self, epoch: int, epochs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches of ``epoch`` (0-based) of ``epochs``: float images ``[B, C, H, W]`` and labels ``[B]``."""
+        """The batches of ``epoch`` (0-based) of ``epochs``: float images ``[B, C, H, W]`` and labels ``[B]`` (soft
+        targets ``[B, K]`` where the policy mixes batches)."""
         real = self.size - self.fake
         perm = torch.randperm(len(self.y), generator=self.shuffle).to(self.device)
         for i in range(self.steps):
@@ -99,18 +103,24 @@ class Batches:
 
     def batch(self, idx: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch at training ``progress``: the real images ``idx`` (augmented) and the synthetic share (drawn
-        from the generator's stream, augmented where the policy says so), images ``[B, C, H, W]``, labels ``[B]``."""
+        from the generator's stream, augmented where the policy says so), images ``[B, C, H, W]``, labels ``[B]``;
+        where the policy mixes batches, mixed images and soft targets ``[B, K]``."""
         xb, yb = to_float(self.x[idx]), self.y[idx]
         if self.synthetic is None:
             with self.aug_timer:
-                return self._augment(xb, progress), yb
+                return self._mix(self._augment(xb, progress), yb)
         with self.synthetic_timer:
             labels = torch.randint(self.num_classes, (self.fake,), generator=self.synthetic_rng, device=self.device)
             fake = self.synthetic.sample(labels, self.synthetic_rng)
         with self.aug_timer:
             if self.policy.synthetic.augment:  # type: ignore[union-attr]
-                return self._augment(torch.cat([xb, fake]), progress), torch.cat([yb, labels])
-            return torch.cat([self._augment(xb, progress), fake]), torch.cat([yb, labels])
+                return self._mix(self._augment(torch.cat([xb, fake]), progress), torch.cat([yb, labels]))
+            return self._mix(torch.cat([self._augment(xb, progress), fake]), torch.cat([yb, labels]))
+
+    def _mix(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.policy.mixes:
+            return xb, yb
+        return mix_batch(xb, yb, self.num_classes, self.policy.mix, self.mix_host, self.mix_rng)  # type: ignore[arg-type]
 
     def _augment(self, xb: torch.Tensor, progress: float) -> torch.Tensor:
         policy, factor = self.controller.current(progress) if self.controller else (self.policy, None)
@@ -126,7 +136,8 @@ class Batches:
 
     def state_dict(self) -> dict[str, Any]:
         return {"shuffle": self.shuffle.get_state(), "augment": self.augment_rng.get_state(),
-                "augment_host": self.augment_host.getstate(), "synthetic": self.synthetic_rng.get_state()}
+                "augment_host": self.augment_host.getstate(), "synthetic": self.synthetic_rng.get_state(),
+                "mix": self.mix_rng.get_state(), "mix_host": self.mix_host.getstate()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Generator states may come back on any device (``torch.load(map_location=...)``): they are set from
@@ -135,3 +146,6 @@ class Batches:
         self.augment_rng.set_state(state["augment"].cpu())
         self.augment_host.setstate(state["augment_host"])
         self.synthetic_rng.set_state(state["synthetic"].cpu())
+        if "mix" in state:  # checkpoints from before mixing have none
+            self.mix_rng.set_state(state["mix"].cpu())
+            self.mix_host.setstate(state["mix_host"])

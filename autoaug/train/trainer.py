@@ -232,7 +232,8 @@ class Trainer:
         return x[keep], y[keep]
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step; the batch's summed loss and number of correct predictions, on the device."""
+        """One optimizer step on images ``xb`` with labels, or soft targets ``[B, K]``, ``yb``; the batch's loss and
+        number of correct predictions, on the device."""
         logits = self.model(xb)
         loss = F.cross_entropy(logits, yb)
         self.opt.zero_grad(set_to_none=True)
@@ -241,7 +242,8 @@ class Trainer:
         self.scaler.update()
         if self.sched:
             self.sched.step()
-        return loss.detach(), (logits.argmax(1) == yb).sum()
+        labels = yb.argmax(1) if yb.is_floating_point() else yb  # soft targets of mixed batches: the larger share
+        return loss.detach(), (logits.argmax(1) == labels).sum()
 
     def run_epoch(self) -> dict[str, Any]:
         """Train one epoch and validate where the config says; returns its metrics (see :func:`train`)."""

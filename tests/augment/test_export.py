@@ -159,6 +159,8 @@ def test_a_scheduled_policy_exports_with_its_schedule(tmp_path: Path, photo: tor
     ("augnet", "policy 'augnet' is driven by the training state (augnet schedule)"),
     ("policies/vae-0.2.json", "mixes generated images into every batch (synthetic ratio 0.2): a per-image transform "
                               "cannot; remove 'synthetic' from the policy file to export its ops"),
+    ("cropflip+mixup", "mixes pairs of images of a batch (mixup): a per-image transform cannot; use "
+                       "torchvision.transforms.v2.MixUp / CutMix on the batches"),
     ("autoaugment", "has sub-policies (AutoAugment's form), which the exported transform does not run; for "
                     "AutoAugment's CIFAR-10 policy use torchvision.transforms.v2.AutoAugment"),
 ])

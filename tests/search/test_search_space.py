@@ -61,6 +61,19 @@ def test_photo_standards_are_exact_points_of_the_photos_space(preset: str) -> No
     assert point is not None and space.to_policy(point, name=preset) == PRESETS[preset]
 
 
+def test_the_mix_space_searches_mixup_and_cutmix_and_holds_their_standards() -> None:
+    space = load_space("mix")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    policies = [space.to_policy(space.suggest(study.ask())) for _ in range(60)]
+    kinds = collections.Counter(p.mix.kind if p.mix else "none" for p in policies)
+    assert set(kinds) == {"none", "mixup", "cutmix"}
+    assert all(0.2 <= p.mix.alpha <= 2.0 and 0.5 <= p.mix.probability <= 1.0 for p in policies if p.mix)
+    for preset in ("cropflip+mixup", "cropflip+cutmix", "cropflip", "none"):
+        point = space.point(PRESETS[preset])
+        assert point is not None and space.to_policy(point, name=preset) == PRESETS[preset], preset
+    assert load_space("default").point(PRESETS["cropflip+mixup"]) is None  # the default space does not mix
+
+
 def test_autoaugment_is_no_point_of_any_space() -> None:
     for name in ("default", "photos", "per_op"):
         assert load_space(name).point(PRESETS["autoaugment"]) is None

@@ -45,6 +45,16 @@ def test_same_seed_same_run_different_seed_different(small_data) -> None:
     assert a["train_loss"] != c["train_loss"]
 
 
+@pytest.mark.parametrize("policy", ["cropflip+mixup", "cropflip+cutmix"])
+def test_mixed_batches_train_on_soft_targets(small_data, policy: str) -> None:
+    """A mixing policy trains (cross-entropy on soft targets), reproducibly, and learns."""
+    cfg = TrainConfig(epochs=2, batch_size=128, seed=0)
+    a, b = (train(cfg, small_data, policy) for _ in range(2))
+    assert a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
+    assert a.history[-1]["train_loss"] != train(cfg, small_data, "cropflip").history[-1]["train_loss"]
+    assert evaluate(a.model, small_data.test_x, small_data.test_y)["acc"] > 0.3  # ten classes: chance is 0.1
+
+
 def test_diverging_training_raises(small_data) -> None:
     with pytest.raises(TrainingDiverged, match="training loss became"):
         train(TrainConfig(epochs=1, optimizer="sgd", lr=1e12, lr_schedule="constant"), small_data, "none")
