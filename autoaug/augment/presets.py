@@ -50,11 +50,13 @@ def _bases() -> dict[str, dict[str, OpConfig]]:
 BASES = _bases()
 
 
-def layered(base: str = "none", n_ops: int = 0, magnitude: float = 0.0, style: str = "randaugment",
+def layered(base: str = "none", n_ops: int = 0, magnitude: float | Mapping[str, float] = 0.0,
+            style: str = "randaugment",
             groups: Mapping[str, float] | None = None, schedule: Schedule | None = None,
             name: str = "custom", mix: Mix | None = None) -> Policy:
     """A policy of the compact space: the ``base`` layer (:data:`BASES`) always on, then ``n_ops`` ops per image
-    drawn uniformly from identity and the ops of ``groups``, at the global ``magnitude`` in ``style``
+    drawn uniformly from identity and the ops of ``groups``, at the global ``magnitude`` (or one per group) in
+    ``style``
     (:data:`STYLES`); a drawn op of group ``g`` applies with probability ``groups[g]`` (default: every group, 1);
     then the batch is mixed where ``mix`` says (MixUp, CutMix).
 
@@ -75,7 +77,8 @@ def layered(base: str = "none", n_ops: int = 0, magnitude: float = 0.0, style: s
         for group, p in groups.items():
             for op in GROUPS[group]:
                 scale = _phys(op, _RAND_RANGES[op]) if style == "randaugment" and op in _RAND_RANGES else 1.0
-                m = magnitude * scale if OPS[op].has_magnitude else 0.0
+                own = magnitude[group] if isinstance(magnitude, Mapping) else magnitude
+                m = own * scale if OPS[op].has_magnitude else 0.0
                 ops[op] = OpConfig(m, p, sampling)
     return Policy(base=BASES[base], ops=ops, n_ops=min(n_ops, len(ops)) or None,
                   schedule=schedule or Schedule(), name=name, mix=mix)

@@ -19,7 +19,8 @@ Range = tuple[float, float]
 @dataclass(frozen=True)
 class Layer:
     """The compact space (:func:`autoaug.augment.presets.layered`): the base layers it may choose, the range of ops per
-    image, of the global magnitude, the styles, each op group's probability range, and the batch layer's mixes
+    image, of the global magnitude (or of each group's), the styles, each op group's probability range, and the
+    batch layer's mixes
     (MixUp, CutMix) with the ranges of their alpha and of the share of batches mixed."""
 
     bases: tuple[str, ...] = ("none", "cropflip")
@@ -27,6 +28,7 @@ class Layer:
     magnitude: Range = (0.0, 1.0)
     styles: tuple[str, ...] = STYLES
     groups: Mapping[str, Range] = field(default_factory=lambda: dict.fromkeys(GROUPS, (0.0, 1.0)))
+    per_group_magnitude: bool = False  # a magnitude for each op group instead of one global one
     mixes: tuple[str, ...] = ("none",)  # none, mixup, cutmix: the batch layer's choices
     mix_alpha: Range = (1.0, 1.0)
     mix_probability: Range = (1.0, 1.0)
@@ -36,7 +38,7 @@ class Layer:
         params: dict[str, Any] = {
             "base": trial.suggest_categorical("base", list(self.bases)),
             "n_ops": trial.suggest_int("n_ops", *self.n_ops),
-            "magnitude": trial.suggest_float("magnitude", *self.magnitude),
+            **{key: trial.suggest_float(key, *self.magnitude) for key in self._magnitude_keys()},
             "style": trial.suggest_categorical("style", list(self.styles)),
         }
         for group, r in self.groups.items():
@@ -48,6 +50,9 @@ class Layer:
                     params[f"mix.{key}"] = trial.suggest_float(f"mix.{key}", *r, log=key == "alpha")
         return params
 
+    def _magnitude_keys(self) -> list[str]:
+        return [f"magnitude.{g}" for g in self.groups] if self.per_group_magnitude else ["magnitude"]
+
     def mix(self, params: Mapping[str, Any]) -> Mix | None:
         """The batch layer of ``params``."""
         kind = params.get("mix", self.mixes[0])
@@ -58,8 +63,10 @@ class Layer:
 
     def to_policy(self, params: Mapping[str, Any], schedule: Schedule, name: str) -> Policy:
         groups = {g: float(params[f"group.{g}"]) for g in self.groups}
-        return layered(params["base"], int(params["n_ops"]), float(params["magnitude"]), params["style"], groups,
-                       schedule, name, mix=self.mix(params))
+        magnitude = ({g: float(params[f"magnitude.{g}"]) for g in self.groups} if self.per_group_magnitude
+                     else float(params["magnitude"]))
+        return layered(params["base"], int(params["n_ops"]), magnitude, params["style"], groups, schedule, name,
+                       mix=self.mix(params))
 
     def point(self, policy: Policy) -> dict[str, Any] | None:
         """The parameters of ``policy``, found by reading its base, ops per image, style and magnitude and
@@ -71,12 +78,18 @@ class Layer:
         if base is None or style not in self.styles or not self.n_ops[0] <= n_ops <= self.n_ops[1]:
             return None
         unit = layered(n_ops=1, magnitude=1.0, style=style)  # each op's magnitude at global magnitude 1
-        magnitude = policy.ops[probe].magnitude / unit.ops[probe].magnitude if probe else self.magnitude[0]
+
+        def read(ops: Any) -> float:
+            probe = next((op for op in ops if op in policy.ops and op != "identity" and OPS[op].has_magnitude), None)
+            return round(policy.ops[probe].magnitude / unit.ops[probe].magnitude, 6) if probe else self.magnitude[0]
+
+        magnitudes = ({f"magnitude.{g}": read(GROUPS[g]) for g in self.groups} if self.per_group_magnitude
+                      else {"magnitude": read(policy.ops)})
         groups = {g: next((policy.ops[op].probability for op in GROUPS[g] if op in policy.ops), r[1])
                   for g, r in self.groups.items()}
-        params = {"base": base, "n_ops": n_ops, "magnitude": round(magnitude, 6), "style": style,
+        params = {"base": base, "n_ops": n_ops, **magnitudes, "style": style,
                   **{f"group.{g}": p for g, p in groups.items()}, **self._mix_point(policy.mix)}
-        inside = self.magnitude[0] <= params["magnitude"] <= self.magnitude[1] and all(
+        inside = all(self.magnitude[0] <= m <= self.magnitude[1] for m in magnitudes.values()) and all(
             r[0] <= groups[g] <= r[1] for g, r in self.groups.items())
         rebuilt = self.to_policy(params, policy.schedule, policy.name)
         return params if inside and _same(rebuilt, policy) else None

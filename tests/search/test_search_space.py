@@ -61,14 +61,21 @@ def test_photo_standards_are_exact_points_of_the_photos_space(preset: str) -> No
     assert point is not None and space.to_policy(point, name=preset) == PRESETS[preset]
 
 
-def test_the_mix_space_searches_mixup_and_cutmix_and_holds_their_standards() -> None:
-    space = load_space("mix")
+def test_the_wide_space_has_group_magnitudes_and_mixing_and_holds_the_standards() -> None:
+    space = load_space("wide")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    policies = [space.to_policy(space.suggest(study.ask())) for _ in range(60)]
+    points = [space.suggest(study.ask()) for _ in range(60)]
+    policies = [space.to_policy(p) for p in points]
     kinds = collections.Counter(p.mix.kind if p.mix else "none" for p in policies)
     assert set(kinds) == {"none", "mixup", "cutmix"}
     assert all(0.2 <= p.mix.alpha <= 2.0 and 0.5 <= p.mix.probability <= 1.0 for p in policies if p.mix)
-    for preset in ("cropflip+mixup", "cropflip+cutmix", "cropflip", "none"):
+    assert {"magnitude.geometric", "magnitude.color"} <= set(points[0]) and "magnitude" not in points[0]
+    params = {**points[0], "n_ops": 2, "style": "randaugment", "magnitude.geometric": 0.2, "magnitude.color": 0.8}
+    own = space.to_policy(params)
+    low, high = layered(n_ops=2, magnitude=0.2), layered(n_ops=2, magnitude=0.8)  # each group at its own magnitude
+    assert own.ops["rotate"].magnitude == low.ops["rotate"].magnitude
+    assert own.ops["brightness"].magnitude == high.ops["brightness"].magnitude
+    for preset in ("cropflip+mixup", "cropflip+cutmix", "cropflip", "none", "randaugment", "cropflip+trivialaugment"):
         point = space.point(PRESETS[preset])
         assert point is not None and space.to_policy(point, name=preset) == PRESETS[preset], preset
     assert load_space("default").point(PRESETS["cropflip+mixup"]) is None  # the default space does not mix
