@@ -5,7 +5,7 @@ of that form reads back as its point."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autoaug.augment.ops import OPS
@@ -18,7 +18,8 @@ Range = tuple[float, float]
 
 @dataclass(frozen=True)
 class Layer:
-    """The compact space (:func:`autoaug.augment.presets.layered`): the base layers it may choose, the range of ops per
+    """The compact space (:func:`autoaug.augment.presets.layered`): the base layers it may choose (and cutout in it,
+    with its size and probability, where ``cutout`` gives a range), the range of ops per
     image, of the global magnitude (or of each group's), the styles, each op group's probability range, and the
     batch layer's mixes
     (MixUp, CutMix) with the ranges of their alpha and of the share of batches mixed."""
@@ -29,6 +30,8 @@ class Layer:
     styles: tuple[str, ...] = STYLES
     groups: Mapping[str, Range] = field(default_factory=lambda: dict.fromkeys(GROUPS, (0.0, 1.0)))
     per_group_magnitude: bool = False  # a magnitude for each op group instead of one global one
+    cutout: Range | None = None  # cutout in the base layer: the range of its normalized size (None: not searched)
+    cutout_probability: Range = (0.0, 1.0)
     mixes: tuple[str, ...] = ("none",)  # none, mixup, cutmix: the batch layer's choices
     mix_alpha: Range = (1.0, 1.0)
     mix_probability: Range = (1.0, 1.0)
@@ -41,6 +44,9 @@ class Layer:
             **{key: trial.suggest_float(key, *self.magnitude) for key in self._magnitude_keys()},
             "style": trial.suggest_categorical("style", list(self.styles)),
         }
+        if self.cutout is not None:
+            params["cutout.magnitude"] = trial.suggest_float("cutout.magnitude", *self.cutout)
+            params["cutout.probability"] = trial.suggest_float("cutout.probability", *self.cutout_probability)
         for group, r in self.groups.items():
             params[f"group.{group}"] = trial.suggest_float(f"group.{group}", *r)
         if len(self.mixes) > 1:
@@ -65,13 +71,19 @@ class Layer:
         groups = {g: float(params[f"group.{g}"]) for g in self.groups}
         magnitude = ({g: float(params[f"magnitude.{g}"]) for g in self.groups} if self.per_group_magnitude
                      else float(params["magnitude"]))
-        return layered(params["base"], int(params["n_ops"]), magnitude, params["style"], groups, schedule, name,
-                       mix=self.mix(params))
+        policy = layered(params["base"], int(params["n_ops"]), magnitude, params["style"], groups, schedule, name,
+                         mix=self.mix(params))
+        if self.cutout is None or not params["cutout.probability"]:
+            return policy
+        cutout = OpConfig(float(params["cutout.magnitude"]), float(params["cutout.probability"]), "fixed")
+        return replace(policy, base={**policy.base, "cutout": cutout})
 
     def point(self, policy: Policy) -> dict[str, Any] | None:
         """The parameters of ``policy``, found by reading its base, ops per image, style and magnitude and
         checked by rebuilding it; ``None`` when it is not a point of this layer."""
-        base = next((b for b in self.bases if BASES[b] == policy.base), None)
+        cutout = policy.base.get("cutout") if self.cutout is not None else None
+        rest = {k: v for k, v in policy.base.items() if k != "cutout"} if self.cutout is not None else policy.base
+        base = next((b for b in self.bases if BASES[b] == rest), None)
         n_ops = policy.n_ops or 0
         probe = next((op for op in policy.ops if op != "identity" and OPS[op].has_magnitude), None)
         style = ("randaugment" if probe is None or policy.ops[probe].sampling == "fixed" else "trivialaugment")
@@ -89,8 +101,13 @@ class Layer:
                   for g, r in self.groups.items()}
         params = {"base": base, "n_ops": n_ops, **magnitudes, "style": style,
                   **{f"group.{g}": p for g, p in groups.items()}, **self._mix_point(policy.mix)}
+        if self.cutout is not None:
+            params |= {"cutout.magnitude": cutout.magnitude if cutout else self.cutout[0],
+                       "cutout.probability": cutout.probability if cutout else 0.0}
         inside = all(self.magnitude[0] <= m <= self.magnitude[1] for m in magnitudes.values()) and all(
-            r[0] <= groups[g] <= r[1] for g, r in self.groups.items())
+            r[0] <= groups[g] <= r[1] for g, r in self.groups.items()) and (self.cutout is None or (
+                self.cutout[0] <= params["cutout.magnitude"] <= self.cutout[1]
+                and self.cutout_probability[0] <= params["cutout.probability"] <= self.cutout_probability[1]))
         rebuilt = self.to_policy(params, policy.schedule, policy.name)
         return params if inside and _same(rebuilt, policy) else None
 

@@ -219,9 +219,9 @@ def _choices(where: str, value: Any, allowed: Mapping[str, Any] | tuple[str, ...
 
 
 def _layer(doc: Any, source: str) -> Layer:
-    """``layer: {bases, n_ops, magnitude, per_group_magnitude, styles, groups, mix}``; each key optional (defaults:
-    :class:`Layer`); ``mix: {kinds, alpha, probability}``."""
-    keys = ("bases", "n_ops", "magnitude", "per_group_magnitude", "styles", "groups", "mix")
+    """``layer: {bases, n_ops, magnitude, per_group_magnitude, styles, groups, cutout, mix}``; each key optional
+    (defaults: :class:`Layer`); ``cutout: {magnitude, probability}``, ``mix: {kinds, alpha, probability}``."""
+    keys = ("bases", "n_ops", "magnitude", "per_group_magnitude", "styles", "groups", "cutout", "mix")
     if not isinstance(doc, Mapping) or set(doc) - set(keys):
         extra = sorted(set(doc) - set(keys)) if isinstance(doc, Mapping) else [doc]
         raise AutoaugError(f"{source}: layer: unknown key {extra[0]!r}; allowed: {', '.join(keys)}")
@@ -237,6 +237,9 @@ def _layer(doc: Any, source: str) -> Layer:
     per_group = doc.get("per_group_magnitude", False)
     if not isinstance(per_group, bool):
         raise AutoaugError(f"{where}.per_group_magnitude: {per_group!r} must be true or false")
+    cutout = doc.get("cutout")
+    if cutout is not None and (not isinstance(cutout, Mapping) or set(cutout) != {"magnitude", "probability"}):
+        raise AutoaugError(f"{where}.cutout: {cutout!r} must be an object with magnitude and probability ranges")
     mix = doc.get("mix") or {}
     if not isinstance(mix, Mapping) or set(mix) - {"kinds", "alpha", "probability"}:
         raise AutoaugError(f"{where}.mix: {mix!r} must be an object with kinds, alpha, probability")
@@ -246,6 +249,9 @@ def _layer(doc: Any, source: str) -> Layer:
                  mix_probability=_range(f"{where}.mix.probability",
                                         mix.get("probability", list(default.mix_probability))),
                  n_ops=(n_ops[0], n_ops[1]), per_group_magnitude=per_group,
+                 cutout=_range(f"{where}.cutout.magnitude", cutout["magnitude"]) if cutout else None,
+                 cutout_probability=(_range(f"{where}.cutout.probability", cutout["probability"]) if cutout
+                                     else (0.0, 1.0)),
                  magnitude=_range(f"{where}.magnitude", doc.get("magnitude", list(default.magnitude))),
                  styles=_choices(f"{where}.styles", doc.get("styles", list(default.styles)), STYLES),
                  groups={g: _range(f"{where}.groups.{g}", groups[g]) for g in GROUPS if g in groups})

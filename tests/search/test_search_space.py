@@ -32,7 +32,8 @@ def test_shipped_spaces_load_and_sample_valid_policies(name: str) -> None:
         else:
             allowed = {"identity", *(op for g in space.layer.groups for op in GROUPS[g])}
             assert set(policy.ops) <= allowed and (policy.n_ops or 0) <= space.layer.n_ops[1]
-            assert any(policy.base == BASES[b] for b in space.layer.bases)
+            base = {k: v for k, v in policy.base.items() if not (space.layer.cutout and k == "cutout")}
+            assert any(base == BASES[b] for b in space.layer.bases)
 
 
 def test_dataset_files_hold_only_differences() -> None:
@@ -61,7 +62,7 @@ def test_photo_standards_are_exact_points_of_the_photos_space(preset: str) -> No
     assert point is not None and space.to_policy(point, name=preset) == PRESETS[preset]
 
 
-def test_the_wide_space_has_group_magnitudes_and_mixing_and_holds_the_standards() -> None:
+def test_the_wide_space_has_cutout_group_magnitudes_and_mixing_and_holds_the_standards() -> None:
     space = load_space("wide")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     points = [space.suggest(study.ask()) for _ in range(60)]
@@ -75,7 +76,11 @@ def test_the_wide_space_has_group_magnitudes_and_mixing_and_holds_the_standards(
     low, high = layered(n_ops=2, magnitude=0.2), layered(n_ops=2, magnitude=0.8)  # each group at its own magnitude
     assert own.ops["rotate"].magnitude == low.ops["rotate"].magnitude
     assert own.ops["brightness"].magnitude == high.ops["brightness"].magnitude
-    for preset in ("cropflip+mixup", "cropflip+cutmix", "cropflip", "none", "randaugment", "cropflip+trivialaugment"):
+    sizes = [p.base["cutout"].magnitude for p in policies if "cutout" in p.base]
+    assert len(sizes) == 60 and all(0.25 <= m <= 1.0 for m in sizes)  # searched (left out at probability 0)
+    assert "cutout" not in space.to_policy({**points[0], "cutout.probability": 0.0}).base
+    for preset in ("cropflip+mixup", "cropflip+cutmix", "cropflip+cutout", "cropflip", "none", "randaugment",
+                   "cropflip+trivialaugment"):
         point = space.point(PRESETS[preset])
         assert point is not None and space.to_policy(point, name=preset) == PRESETS[preset], preset
     assert load_space("default").point(PRESETS["cropflip+mixup"]) is None  # the default space does not mix
