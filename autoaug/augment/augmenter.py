@@ -187,14 +187,15 @@ def _warp_fused(x: torch.Tensor, ops: list[tuple[str, OpParams]]) -> None:
         (name, p), spec = ops[0], OPS[ops[0][0]]
         _apply_subset(x, p.index, lambda sub: warp_affine(sub, *spec.affine(spec.value(p.magnitude.to(x.dtype)), h, w)))  # type: ignore[misc]
         return
-    a = torch.eye(2, device=x.device, dtype=x.dtype).repeat(b, 1, 1)
-    t = x.new_zeros(b, 2)
+    # each op's value for the whole batch, 0 (the identity: no turn, shear, shift or zoom) where it does not apply,
+    # so the matrices compose over the batch without gathering and scattering them
+    a, t = None, None
     touched = torch.zeros(b, dtype=torch.bool, device=x.device)
     for name, p in ops:
         spec = OPS[name]
-        a_op, t_op = spec.affine(spec.value(p.magnitude.to(x.dtype)), h, w)  # type: ignore[misc]
-        t.index_copy_(0, p.index, (a_op @ t.index_select(0, p.index).unsqueeze(-1)).squeeze(-1) + t_op)
-        a.index_copy_(0, p.index, a_op @ a.index_select(0, p.index))
+        value = x.new_zeros(b).index_copy_(0, p.index, spec.value(p.magnitude.to(x.dtype)))
+        a_op, t_op = spec.affine(value, h, w)  # type: ignore[misc]
+        a, t = (a_op, t_op) if a is None else (a_op @ a, (a_op @ t.unsqueeze(-1)).squeeze(-1) + t_op)
         touched.index_fill_(0, p.index, True)
     x.copy_(torch.where(touched.view(b, 1, 1, 1), warp_affine(x, a, t), x))
 

@@ -12,6 +12,7 @@ the same space; search spaces narrow them per op.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,8 +94,23 @@ def warp_affine(x: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> torch.Tens
     # 1 / d_j, with d = (2 / w, 2 / h); python scalars, so nothing is copied to the device
     theta = torch.stack([torch.stack([a_inv[:, 0, 0], a_inv[:, 0, 1] * (h / w), t_inv[:, 0] * (2.0 / w)], -1),
                          torch.stack([a_inv[:, 1, 0] * (w / h), a_inv[:, 1, 1], t_inv[:, 1] * (2.0 / h)], -1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, affine_grid(theta, h, w), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _centres(h: int, w: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixel centres in normalized coordinates: ``x [1, 1, W]`` and ``y [1, H, 1]`` (made once per shape)."""
+    xs = (torch.arange(w, device=device, dtype=dtype) * 2 + 1) / w - 1
+    ys = (torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1
+    return xs.view(1, 1, w), ys.view(1, h, 1)
+
+
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``F.affine_grid(theta, [B, C, h, w], align_corners=False)`` for ``theta [B, 2, 3]``, computed as two
+    broadcast planes (a third of its time on one CPU thread)."""
+    xs, ys = _centres(h, w, theta.device, theta.dtype)
+    t = theta.unsqueeze(-1).unsqueeze(-1)  # [B, 2, 3, 1, 1]
+    return torch.stack([t[:, i, 0] * xs + t[:, i, 1] * ys + t[:, i, 2] for i in range(2)], -1)
 
 
 def _eye(v: torch.Tensor) -> torch.Tensor:
@@ -217,8 +233,7 @@ def resized_crop(x: torch.Tensor, v: torch.Tensor, u: torch.Tensor) -> torch.Ten
     zero = torch.zeros_like(top)
     theta = torch.stack([torch.stack([width / w, zero, (2 * left + width) / w - 1], -1),
                          torch.stack([zero, height / h, (2 * top + height) / h - 1], -1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(x, affine_grid(theta, h, w), mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def cutout(x: torch.Tensor, side: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
