@@ -127,7 +127,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         result.best_policy.save(args.save_policy)
     print(f"saved to {args.save_policy or result.policy_path}; all trials in {result.output_dir / 'trials.csv'}")
     size = f" --train-size {record.train_size}" if record.train_size else ""
-    recipe = "".join(f" --{k.replace('_', '-')} {v}" for k, v in record.recipe().items())
+    recipe = "".join(f" --{k.replace('_', '-')} {v}" for k, v in record.recipe().items() if k != "warmup" or v)
     print(f"train with it: autoaug train {args.dataset} --policy {result.policy_path} --model {record.model} "
           f"--epochs {record.epochs} --batch-size {record.batch_size}{recipe}{size}")
     ui = f"autoaug ui {result.output_dir}"

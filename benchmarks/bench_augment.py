@@ -174,7 +174,7 @@ def main() -> None:
             tv, ko = _crop_size(name, torchvision_op(name), shape[2]), _crop_size(name, kornia_op(name), shape[2])
             rows.append(row(f"op {name}", lambda a=aug, x=x: a(x), tv, ko, x, args.reps))
         for name in PRESETS:
-            if name == "none":
+            if name == "none" or PRESETS[name].mixes:  # mixing needs labels: bench_aug_share.py times it
                 continue
             aug = Augmenter(name)
             rows.append(row(f"**preset {name}**", lambda a=aug, x=x: a(x), torchvision_preset(name),
