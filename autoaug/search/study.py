@@ -68,14 +68,25 @@ def live_study(folder: Path, space: SearchSpace, epochs: int) -> Any:
 
     class LiveStudy(Callback):
         def _add(self, trial: Any, failed: bool) -> None:
+            from autoaug.search.hooks import (
+                STORAGE_FAILURE,  # the live registry: a pickled copy of this class has its own globals
+            )
+
+            if STORAGE_FAILURE:
+                return
             result = trial.last_result or {}
             epoch = result.get("epoch")
             state = "failed" if failed else "completed" if (epoch or 0) >= epochs else "pruned"
-            study = _open(folder / STUDY_FILE, folder.name)
-            if any(t.user_attrs.get(TRIAL_ID) == trial.trial_id for t in study.get_trials(deepcopy=False)):
-                return  # ended again after a resume: the study has it
-            study.add_trial(frozen_trial(space, dict(trial.config), state, result.get(METRIC), epoch,
-                                         trial.trial_id))
+            try:
+                study = _open(folder / STUDY_FILE, folder.name)
+                if any(t.user_attrs.get(TRIAL_ID) == trial.trial_id for t in study.get_trials(deepcopy=False)):
+                    return  # ended again after a resume: the study has it
+                study.add_trial(frozen_trial(space, dict(trial.config), state, result.get(METRIC), epoch,
+                                             trial.trial_id))
+            except Exception as e:  # the search folder stopped taking writes: the storage stopper ends the search
+                while e.__cause__ is not None:  # the root cause (sqlite's), not the wrappers' messages
+                    e = e.__cause__  # type: ignore[assignment]
+                STORAGE_FAILURE.append(f"{STUDY_FILE}: {type(e).__name__}: {(str(e).strip() or '?').splitlines()[0]}")
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._add(trial, failed=False)
