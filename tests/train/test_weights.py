@@ -84,6 +84,7 @@ def test_train_fine_tunes_from_a_local_state_dict(saved: Path, tmp_path: Path) -
     assert list(empty.iterdir()) == []  # the failures wrote nothing
 
 
+@pytest.mark.slow  # a minute: the search and its report train at the model's 160 px
 def test_a_search_and_its_report_fine_tune_a_pretrained_model(saved: Path, tmp_path: Path) -> None:
     from autoaug import make_report, tune_policy
 
