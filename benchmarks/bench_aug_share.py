@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_augment import median_ms
 
 from autoaug.augment.presets import PRESETS
 from autoaug.data.datasets import DatasetSplits
@@ -22,17 +25,6 @@ from autoaug.train.trainer import TrainConfig, Trainer
 
 PRESET_NAMES = ("cropflip", "randaugment", "trivialaugment", "cropflip+randaugment", "cropflip+trivialaugment",
                 "cropflip+cutout", "autoaugment", "cropflip+mixup", "cropflip+cutmix")
-
-
-def median_ms(fn, reps: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:
@@ -49,7 +41,7 @@ def main() -> None:
     data = DatasetSplits("bench", tuple(map(str, range(10))), x, y, x[:64], y[:64], x[:64], y[:64])
     trainer = Trainer(TrainConfig(model="convnet", epochs=1, batch_size=args.batch), data, PRESETS["none"])
     xb, yb = trainer.batches.batch(torch.arange(args.batch), 0.0)
-    step = median_ms(lambda: trainer._step(xb, yb), args.reps)
+    step = median_ms(lambda: trainer._step(xb, yb), args.reps, warmup=5)
     print(f"{platform.processor() or platform.machine()}, {args.threads} thread(s), batch {args.batch}, 3x32x32; "
           f"convnet step ({trainer.precision.name}): {step:.1f} ms")
     print(f"{'policy':<26} {'ms / batch':>10} {'share of a step':>16}")
@@ -58,7 +50,7 @@ def main() -> None:
         batches = Batches(x, y, batch_size=args.batch, num_classes=10, policy=PRESETS[name], seed=0,
                           device=torch.device("cpu"))
         # what a trial's aug_ms_per_batch times: the per-image ops and the batch mixing, on the float batch
-        ms = median_ms(lambda b=batches: b._mix(b._augment(real, 0.5), labels), args.reps)
+        ms = median_ms(lambda b=batches: b._mix(b._augment(real, 0.5), labels), args.reps, warmup=5)
         print(f"{name:<26} {ms:>10.2f} {100 * ms / step:>15.1f}%")
 
 
