@@ -42,6 +42,7 @@ def _fmt_epoch(m: dict[str, Any], epochs: int) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from autoaug.augment.presets import resolve_policy
     from autoaug.data.datasets import load_dataset
+    from autoaug.report.prose import mechanism
     from autoaug.stats import mean_std
     from autoaug.train.trainer import TrainConfig, evaluate, train
     from autoaug.train.weights import FINETUNE, check_weights, input_size
@@ -69,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         image_size=image_size)
     print(f"{data.summary()}  (loaded in {time.perf_counter() - t0:.1f} s)")
     start = f", from {'pretrained' if args.weights == 'hub' else args.weights} weights" if args.weights else ""
-    print(f"policy {policy.name!r}: {', '.join(policy.ops) or 'no augmentation'}; model {args.model}{start}; "
+    print(f"policy {policy.name!r}: {mechanism(policy)}; model {args.model}{start}; "
           f"{args.epochs} epochs, {recipe['optimizer']} lr {recipe['lr']:g} weight decay {recipe['weight_decay']:g}"
           + (f", warmup {recipe['warmup']:g} of the steps" if recipe["warmup"] else ""))
     runs = []

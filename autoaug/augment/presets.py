@@ -4,7 +4,7 @@ flip), the adaptive presets, and the compact space's layered policies (:func:`la
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 
 from autoaug.augment.ops import OPS
@@ -167,6 +167,10 @@ PRESETS: dict[str, Policy] = {
     # 32 px) at a uniform centre on every image
     "cropflip+cutout": Policy(base={**BASES["cropflip"], "cutout": OpConfig(1.0, 1.0, "fixed")},
                               name="cropflip+cutout"),
+    # pad-and-crop without flip, for images a mirror changes (digits, text)
+    "crop": layered("crop", name="crop"),
+    "crop+randaugment": replace(_randaugment(), base=BASES["crop"], name="crop+randaugment"),
+    "crop+trivialaugment": layered("crop", 1, 1.0, "trivialaugment", name="crop+trivialaugment"),
     "rrcflip": layered("rrcflip", name="rrcflip"),
     "rrcflip+randaugment": replace(_randaugment(), base=BASES["rrcflip"], name="rrcflip+randaugment"),
     "rrcflip+trivialaugment": layered("rrcflip", 1, 1.0, "trivialaugment", name="rrcflip+trivialaugment"),
@@ -175,10 +179,9 @@ PRESETS: dict[str, Policy] = {
 }
 
 
-NATURAL_STANDARDS = ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
-PHOTO_STANDARDS = ("rrcflip", "rrcflip+randaugment", "rrcflip+trivialaugment")
-OTHER_STANDARDS = ("randaugment", "trivialaugment")
 SMALL_SIDE = 32  # px: RGB images up to this side (CIFAR's) take the small-image standards, larger ones the photos'
+PHOTO_BASES = ("rrcflip",)  # the bases the standards use on photos, and on smaller images
+SMALL_BASES = ("cropflip", "crop")
 
 
 def is_photo(image_shape: Sequence[int]) -> bool:
@@ -187,14 +190,25 @@ def is_photo(image_shape: Sequence[int]) -> bool:
     return image_shape[0] == 3 and min(image_shape[1:]) > SMALL_SIDE
 
 
-def standards(image_shape: Sequence[int]) -> tuple[str, ...]:
-    """The free standards for images of ``image_shape`` ``[C, H, W]``, besides ``none``: for RGB images (taken as
-    natural photos) a crop plus flip, and RandAugment and TrivialAugment on top of it, as the published recipes
-    apply them (pad-and-crop up to CIFAR's 32 px, random resized crop above); for gray images RandAugment and
-    TrivialAugment alone."""
-    if image_shape[0] != 3:
-        return OTHER_STANDARDS
-    return PHOTO_STANDARDS if is_photo(image_shape) else NATURAL_STANDARDS
+def standards(image_shape: Sequence[int], bases: Collection[str] | None = None) -> tuple[str, ...]:
+    """The free standards for images of ``image_shape`` ``[C, H, W]``, besides ``none``: RandAugment and
+    TrivialAugment alone, each base of ``bases`` that suits the images (random resized crop and flip above 32 px,
+    pad-and-crop with or without flip up to it) alone and with RandAugment and TrivialAugment on top, and on crop and
+    flip also Cutout, and for RGB images AutoAugment's CIFAR-10 policy alone and on it. ``bases``: those a search
+    space offers (a space for digits offers crop without flip); ``None``: the usual one, ``rrcflip`` for photos,
+    ``cropflip`` for smaller RGB images, ``crop`` for gray ones."""
+    photo = is_photo(image_shape)
+    if bases is None:
+        bases = PHOTO_BASES if photo else ("cropflip",) if image_shape[0] == 3 else ("crop",)
+    names = []
+    for base in (b for b in (PHOTO_BASES if photo else SMALL_BASES) if b in bases):
+        names += [base, f"{base}+randaugment", f"{base}+trivialaugment"]
+    names[1:1] = ["randaugment", "trivialaugment"]
+    if "cropflip" in names:
+        names.append("cropflip+cutout")
+        if image_shape[0] == 3:
+            names += ["autoaugment", "cropflip+autoaugment"]
+    return tuple(names)
 
 
 def resolve_policy(spec: str | Policy) -> Policy:

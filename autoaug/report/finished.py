@@ -8,11 +8,13 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autoaug.augment.policy import Policy
+from autoaug.augment.presets import standards
 from autoaug.errors import AutoaugError
 from autoaug.search import RECORD_FILE, STUDY_FILE, SearchRecord
 from autoaug.train import TrainConfig
@@ -40,6 +42,17 @@ class FinishedSearch:
         return TrainConfig(model=r.model, epochs=r.epochs, batch_size=r.batch_size,
                            precision=precision or r.precision, compile=r.compile, weights=r.weights,
                            **r.recipe() | self.train_overrides())
+
+    def standards(self, image_shape: Sequence[int]) -> tuple[str, ...]:
+        """The free standards for the data (images of ``image_shape``) and the bases of the search's space (the
+        usual ones where the space's file is gone)."""
+        from autoaug.search import load_space
+
+        try:
+            return load_space(self.record.space).standards(image_shape) if self.record.space else standards(
+                image_shape)
+        except AutoaugError:
+            return standards(image_shape)
 
     def train_overrides(self) -> dict[str, float]:
         """Training hyper-parameters the best trial used, where the space searched them (``train.*``)."""

@@ -179,7 +179,7 @@ def reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequenc
     """The search command with the settings that differ from its budget and the data (images of ``image_shape``),
     and the report command on the search files copied into ``report`` (``--compare`` where ``compared`` is not
     ``none`` and the standards for the data)."""
-    from autoaug.augment.presets import PRESETS, standards
+    from autoaug.augment.presets import PRESETS
     from autoaug.search import BUDGETS, load_space, space_for_dataset
 
     s = found.record
@@ -196,7 +196,8 @@ def reproduce(found: FinishedSearch, seeds: int, report: Path, compared: Sequenc
     names = [p.name for p in compared]
     specs = [p.name if PRESETS.get(p.name) == p else f"{p.name}={_shown_path(report / 'policies' / f'{p.name}.json')}"
              for p in compared]
-    compare = "" if names == ["none", *standards(image_shape)] and specs == names else f" --compare {','.join(specs)}"
+    usual = names == ["none", *found.standards(image_shape)] and specs == names
+    compare = "" if usual else f" --compare {','.join(specs)}"
     return (" ".join(args) + f" --report-seeds {seeds}{compare}\n"
             "# the final training and the report alone, from the search's files copied beside this report:\n"
             f"autoaug report {_shown_path(report / 'search')} --seeds {seeds}{compare}")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from autoaug.augment.policy import Policy
-from autoaug.augment.presets import resolve_policy, standards
+from autoaug.augment.presets import resolve_policy
 from autoaug.data import DatasetSplits
 from autoaug.errors import AutoaugError
 from autoaug.progress import RunsProgress, Status
@@ -87,7 +87,7 @@ def make_report(search: str | os.PathLike[str], *, seeds: int = 3, out: str | os
 
     data = load_dataset(s.dataset, train_size=s.train_size, seed=s.seed, image_size=s.image_size)
     if compared is None:
-        compared = compared_policies(standards(data.image_shape))
+        compared = compared_policies(found.standards(data.image_shape))
     base = found.train_config(precision)
     settings = FinalSettings(base, robust_size=min(robust_size, len(data.test_y)))
     policies = [replace(found.best, name=SEARCHED), *compared]

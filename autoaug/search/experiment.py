@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from autoaug.augment.presets import PRESETS, standards
+from autoaug.augment.presets import PRESETS
 from autoaug.errors import AutoaugError
 from autoaug.progress import SearchProgress, Status
 from autoaug.search import hooks, selection
@@ -25,7 +25,7 @@ def preset_points(space: SearchSpace, base: TrainConfig, image_shape: Sequence[i
     """``none``, the standards for images of ``image_shape`` and ``baseline``, as flat points of ``space`` (those
     it can express): the search's first trials."""
     train = {"lr": base.lr, "weight_decay": base.weight_decay}
-    points = {name: space.point(PRESETS[name], train) for name in ("none", *standards(image_shape), "baseline")}
+    points = {name: space.point(PRESETS[name], train) for name in ("none", *space.standards(image_shape), "baseline")}
     return {name: p for name, p in points.items() if p is not None}
 
 

@@ -8,14 +8,14 @@ error names the file, the key and the bad value.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from autoaug.augment.ops import OPS
 from autoaug.augment.policy import MIXES, SAMPLING, OpConfig, Policy, Synthetic
-from autoaug.augment.presets import BASES, GROUPS, STYLES
+from autoaug.augment.presets import BASES, GROUPS, STYLES, standards
 from autoaug.augment.schedule import ADAPTIVE, Schedule
 from autoaug.augment.schedule import PARAMS as SCHEDULE_PARAMS
 from autoaug.data.names import GENERATORS
@@ -52,6 +52,11 @@ class SearchSpace:
     generators: tuple[str, ...] = ("vae",)
     generator_epochs: int = 20  # training epochs of each generator (trained once per search, before the trials)
     train: Mapping[str, Range] = field(default_factory=dict)  # TRAIN_PARAMS name -> log-uniform range
+
+    def standards(self, image_shape: Sequence[int]) -> tuple[str, ...]:
+        """The free standards for images of ``image_shape`` with the bases this space offers
+        (:func:`autoaug.augment.presets.standards`)."""
+        return standards(image_shape, self.layer.bases if self.layer else None)
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Sample a point with an Optuna trial (define-by-run); returns the flat parameters."""

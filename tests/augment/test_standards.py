@@ -12,7 +12,7 @@ import torchvision.transforms.v2.functional as F
 
 from autoaug.augment.augmenter import Augmenter
 from autoaug.augment.policy import Policy
-from autoaug.augment.presets import PRESETS
+from autoaug.augment.presets import BASES, PRESETS
 
 
 def _outcomes(img: torch.Tensor) -> dict[bytes, tuple[int, int, bool]]:
@@ -132,14 +132,30 @@ def test_base_ops_ignore_the_policy_schedule() -> None:
     assert p.base_magnitudes(0.0)["crop"] == pytest.approx(0.5) and p.magnitudes(0.0)["rotate"] == 0.0
 
 
-def test_reports_compare_with_the_standards_for_the_kind_of_data() -> None:
+def test_the_standards_are_every_free_preset_that_suits_the_data_and_the_space() -> None:
     from autoaug.augment.presets import standards
+    from autoaug.search import load_space
 
-    assert standards((3, 32, 32)) == ("cropflip", "cropflip+randaugment", "cropflip+trivialaugment")
-    assert standards((1, 28, 28)) == ("randaugment", "trivialaugment")
+    rgb = ("cropflip", "randaugment", "trivialaugment", "cropflip+randaugment", "cropflip+trivialaugment",
+           "cropflip+cutout", "autoaugment", "cropflip+autoaugment")
+    assert standards((3, 32, 32)) == load_space("default").standards((3, 32, 32)) == rgb
+    # digits: the space offers crop without flip, and so do their standards
+    crop = ("crop", "randaugment", "trivialaugment", "crop+randaugment", "crop+trivialaugment")
+    assert load_space("svhn").standards((3, 32, 32)) == load_space("mnist").standards((1, 28, 28)) == crop
+    assert standards((1, 28, 28)) == crop  # gray images without a space: crop, no flip, no AutoAugment
+    gray = load_space("default").standards((1, 28, 28))
+    assert "cropflip+cutout" in gray and not any("autoaugment" in name for name in gray)
+    assert standards((3, 64, 64)) == load_space("photos").standards((3, 64, 64)) == (
+        "rrcflip", "randaugment", "trivialaugment", "rrcflip+randaugment", "rrcflip+trivialaugment")
+    assert load_space("per_op").standards((3, 32, 32)) == rgb  # a per-op space has no bases: the usual one
 
 
-@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)])
+def test_the_crop_presets_are_the_layers_without_flip() -> None:
+    assert PRESETS["crop"].base == BASES["crop"] and "hflip" not in PRESETS["crop+randaugment"].base
+    assert PRESETS["crop+trivialaugment"].ops == PRESETS["cropflip+trivialaugment"].ops
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28), (3, 64, 64)])
 def test_the_default_comparison_names_are_accepted(shape: tuple[int, ...]) -> None:
     from autoaug.augment.presets import standards
     from autoaug.report.reporter import compared_policies
