@@ -15,8 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from autoaug.augment.ops import OPS, warp_affine
+from autoaug.augment.geometry import crop_bound, crop_shifts, shift_flip, warp_affine
+from autoaug.augment.ops import OPS
 from autoaug.augment.policy import OpConfig, Policy, Step
 from autoaug.augment.presets import resolve_policy
 from autoaug.seeding import canonical_device, derive_seed, make_generator
@@ -29,6 +31,7 @@ class OpParams:
     index: torch.Tensor  # int64 [n]: positions in the batch (n is fixed on the host: no device sync)
     magnitude: torch.Tensor  # [n] signed normalized magnitudes
     rand: torch.Tensor  # [n, k] uniforms, or [n, C, H, W] normal noise
+    group: int | None = None  # ops of one batch with the same group take disjoint images (host-known sizes)
 
 
 @dataclass(frozen=True)
@@ -81,15 +84,16 @@ def sample(policy: Policy, shape: torch.Size | tuple[int, ...], progress: float,
         return Params(ops=())
     draw = functools.partial(_draw, shape=tuple(shape), generator=generator, device=device, host=host)
     return Params(ops=draw(policy.base, None, policy.base_magnitudes(progress))
-                  + draw(policy.ops, policy.n_ops, policy.magnitudes(progress, factor))
+                  + draw(policy.ops, policy.n_ops, policy.magnitudes(progress, factor), group=0)
                   + _draw_subpolicies(policy.subpolicies, shape=tuple(shape), generator=generator, device=device,
                                       host=host))
 
 
 def _draw(ops: Mapping[str, OpConfig], n_ops: int | None, magnitudes: Mapping[str, float], *,
           shape: tuple[int, ...], generator: torch.Generator, device: torch.device,
-          host: random.Random) -> tuple[tuple[str, OpParams], ...]:
-    """The draws of one layer of ops (see :func:`sample`)."""
+          host: random.Random, group: int | None = None) -> tuple[tuple[str, OpParams], ...]:
+    """The draws of one layer of ops (see :func:`sample`); with one op per image, its ops are marked ``group``
+    (their images are disjoint)."""
     names = list(ops)
     b, k = shape[0], len(names)
     if k == 0:
@@ -111,14 +115,17 @@ def _draw(ops: Mapping[str, OpConfig], n_ops: int | None, magnitudes: Mapping[st
         idx = pool[:n]
         base = magnitudes.get(name, 0.0)
         u = torch.rand(2, n, generator=generator, device=device)  # magnitude, sign
-        mag = u[0] * base if cfg.sampling == "uniform" else torch.full((n,), base, device=device)
-        if spec.signed:
-            mag = torch.where(u[1] < 0.5, -mag, mag)
+        if cfg.sampling != "uniform":
+            mag = torch.where(u[1] < 0.5, -base, base) if spec.signed else torch.full((n,), base, device=device)
+        else:
+            mag = (u[0] * base).copysign_(u[1] - 0.5) if spec.signed else u[0] * base  # negative where u[1] < 0.5
         if spec.dense_noise:
             rand = torch.randn((n, *shape[1:]), generator=generator, device=device)
-        else:
+        elif spec.n_uniform:
             rand = torch.rand(n, spec.n_uniform, generator=generator, device=device)
-        out.append((name, OpParams(idx, mag, rand)))
+        else:  # nothing to draw
+            rand = torch.empty(n, 0, device=device)
+        out.append((name, OpParams(idx, mag, rand, group if n_ops == 1 else None)))
     return tuple(out)
 
 
@@ -128,7 +135,8 @@ def _draw_subpolicies(subpolicies: tuple[tuple[Step, ...], ...], *, shape: tuple
     """Each image draws one of ``subpolicies`` (the images in a random order, the sub-policies in a random order on
     the host: the image at rank ``r`` takes the sub-policy at place ``r mod k``), then each step applies to a random
     share ``p`` of that sub-policy's images at its fixed magnitude. The draws of one step position are merged by op
-    (one kernel call per op and position); all first steps come before all second steps."""
+    (one kernel call per op and position; their images are disjoint: group ``1 + position``); all first steps come
+    before all second steps."""
     b, k = shape[0], len(subpolicies)
     if k == 0:
         return ()
@@ -154,32 +162,85 @@ def _draw_subpolicies(subpolicies: tuple[tuple[Step, ...], ...], *, shape: tuple
             if spec.signed:
                 mag = torch.where(torch.rand(len(idx), generator=generator, device=device) < 0.5, -mag, mag)
             rand = (torch.randn((len(idx), *shape[1:]), generator=generator, device=device) if spec.dense_noise
-                    else torch.rand(len(idx), spec.n_uniform, generator=generator, device=device))
-            out.append((name, OpParams(idx, mag, rand)))
+                    else torch.rand(len(idx), spec.n_uniform, generator=generator, device=device) if spec.n_uniform
+                    else torch.empty(len(idx), 0, device=device))
+            out.append((name, OpParams(idx, mag, rand, 1 + position)))
     return tuple(out)
 
 
+MIRRORS = {"hflip": 0, "vflip": 1}  # the exact mirrors, by the coordinate they negate (x, y)
+
+
 def apply(imgs: torch.Tensor, params: Params) -> torch.Tensor:
-    """Apply sampled ``params`` to ``imgs [B, C, H, W]`` (uint8, or float in [0, 1]); same dtype back."""
+    """Apply sampled ``params`` to ``imgs [B, C, H, W]`` (uint8, or float in [0, 1]); same dtype back.
+
+    Consecutive geometric ops (affine ops, mirrors, and a crop after nothing but mirrors) are applied together
+    (:func:`_apply_run`); identity is skipped."""
     is_uint8 = imgs.dtype == torch.uint8
     x = imgs.float().div_(255) if is_uint8 else imgs.clone()
-    geometric: list[tuple[str, OpParams]] = []
+    run: list[tuple[str, OpParams]] = []
     for name, p in params.ops:
-        if OPS[name].affine is not None:
-            geometric.append((name, p))
+        if name == "identity":
             continue
-        _warp_fused(x, geometric)
-        geometric = []
+        if OPS[name].affine is not None or name in MIRRORS:
+            run.append((name, p))
+            continue
+        if name == "crop":  # joins a run of mirrors only: its cut is then a mask on the images it starts from
+            if not all(n in MIRRORS for n, _ in run):
+                _apply_run(x, run)
+                run = []
+            run.append((name, p))
+            continue
+        _apply_run(x, run)
+        run = []
         _apply_subset(x, p.index, lambda sub, p=p, name=name: OPS[name](sub, p.magnitude, p.rand.to(x.dtype)))
-    _warp_fused(x, geometric)
+    _apply_run(x, run)
     return x.mul_(255).round_().to(torch.uint8) if is_uint8 else x
+
+
+def _apply_run(x: torch.Tensor, run: list[tuple[str, OpParams]]) -> None:
+    """Apply a run of consecutive geometric ops in place: with an affine op among them, one warp per image
+    (:func:`_warp_fused`); else with a crop, the crop and the mirrors as one gather (exactly as one by one)."""
+    if not run:
+        return
+    if any(OPS[name].affine is not None for name, _ in run):
+        _warp_fused(x, run)
+        return
+    if all(name in MIRRORS for name, _ in run):
+        for name, p in run:
+            _apply_subset(x, p.index, lambda sub, p=p, name=name: OPS[name](sub, p.magnitude, p.rand.to(x.dtype)))
+        return
+    b, _, h, w = x.shape
+    signs = [x.new_ones(b), x.new_ones(b)]  # -1 where an image is mirrored (an odd number of times): x, y
+    for name, p in run:
+        if name == "crop":
+            # a mirror before the shift turns it round: shift(d) after mirror = mirror after shift(-d)
+            dx, dy = _crop_shifts(x, p)
+            dx, dy = dx * signs[0], dy * signs[1]
+        else:
+            signs[MIRRORS[name]] *= x.new_ones(b).index_fill_(0, p.index, -1.0)
+    x.copy_(shift_flip(x, dx, dy, signs[0] < 0, signs[1] < 0, bound=(crop_bound(h), crop_bound(w))))
+
+
+def _crop_shifts(x: torch.Tensor, p: OpParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """A crop's shifts ``dx, dy`` for every image of the batch ``x`` (0 where it does not apply; over the whole
+    batch, image ``i`` takes draw ``i``, as :func:`_apply_subset` gives it)."""
+    b, _, h, w = x.shape
+    spec = OPS["crop"]
+    dx, dy = crop_shifts(spec.value(p.magnitude.to(x.dtype)), p.rand.to(x.dtype), h, w)
+    if p.index.numel() == b:
+        return dx, dy
+    d = x.new_zeros(b, 2).index_copy_(0, p.index, torch.stack([dx, dy], -1))
+    return d[:, 0], d[:, 1]
 
 
 def _warp_fused(x: torch.Tensor, ops: list[tuple[str, OpParams]]) -> None:
     """Compose consecutive geometric ops into one affine warp per image (one resampling, in place).
 
-    One op warps its own images; several compose their matrices over the batch and warp it whole, keeping the
-    images none of them touched (their number is not known on the host)."""
+    One op warps its own images; several compose their maps over the batch and warp it whole, keeping the images
+    none of them touched (their number is not known on the host). Mirrors join as reflections about the centre,
+    a crop (after mirrors only) as a shift, its cut as zeros on the images before the warp: where no other op
+    moves an image, its warp lands on pixel centres and equals the crop and the mirrors (up to float rounding)."""
     if not ops:
         return
     b, _, h, w = x.shape
@@ -187,17 +248,45 @@ def _warp_fused(x: torch.Tensor, ops: list[tuple[str, OpParams]]) -> None:
         (name, p), spec = ops[0], OPS[ops[0][0]]
         _apply_subset(x, p.index, lambda sub: warp_affine(sub, *spec.affine(spec.value(p.magnitude.to(x.dtype)), h, w)))  # type: ignore[misc]
         return
-    # each op's value for the whole batch, 0 (the identity: no turn, shear, shift or zoom) where it does not apply,
-    # so the matrices compose over the batch without gathering and scattering them
-    a, t = None, None
-    touched = torch.zeros(b, dtype=torch.bool, device=x.device)
+    if ops[0][1].group is not None and all(p.group == ops[0][1].group and OPS[n].affine for n, p in ops):
+        # disjoint images (one op each): their maps side by side, one warp of just those images
+        maps = [OPS[n].affine(OPS[n].value(p.magnitude.to(x.dtype)), h, w) for n, p in ops]  # type: ignore[misc]
+        a, t = torch.cat([a for a, _ in maps]), torch.cat([t for _, t in maps])
+        _apply_subset(x, torch.cat([p.index for _, p in ops]), lambda sub: warp_affine(sub, a, t))
+        return
+    # each op's value for the whole batch, the identity (no turn, shear, shift or zoom) where it does not apply, so
+    # the maps [a | t] (pixel -> pixel, about the centre) compose over the batch without gathering and scattering
+    m = _identity_maps(x).expand(b, 2, 3).clone()
+    touched = x.new_zeros(b)
+    everyone = False
+    before_crop: list[torch.Tensor] | None = [x.new_ones(b), x.new_ones(b)]  # the mirrors' signs before a crop
     for name, p in ops:
         spec = OPS[name]
-        value = x.new_zeros(b).index_copy_(0, p.index, spec.value(p.magnitude.to(x.dtype)))
-        a_op, t_op = spec.affine(value, h, w)  # type: ignore[misc]
-        a, t = (a_op, t_op) if a is None else (a_op @ a, (a_op @ t.unsqueeze(-1)).squeeze(-1) + t_op)
-        touched.index_fill_(0, p.index, True)
-    x.copy_(torch.where(touched.view(b, 1, 1, 1), warp_affine(x, a, t), x))
+        everyone = everyone or p.index.numel() == b
+        touched.index_fill_(0, p.index, 1.0)
+        if name in MIRRORS:
+            sign = x.new_ones(b).index_fill_(0, p.index, -1.0)
+            m[:, MIRRORS[name]] *= sign.unsqueeze(1)
+            if before_crop is not None:
+                before_crop[MIRRORS[name]] *= sign
+        elif name == "crop":  # after mirrors only (see apply): zero what it shifts out, then shift
+            dx, dy = _crop_shifts(x, p)
+            ddx, ddy = dx * before_crop[0], dy * before_crop[1]  # type: ignore[index]  # its shift on x
+            rows = torch.arange(h, device=x.device, dtype=x.dtype) + ddy.view(-1, 1)  # [B, H]: where rows go
+            cols = torch.arange(w, device=x.device, dtype=x.dtype) + ddx.view(-1, 1)
+            kept_rows, kept_cols = ((rows >= 0) & (rows < h)).to(x.dtype), ((cols >= 0) & (cols < w)).to(x.dtype)
+            x.mul_((kept_rows.unsqueeze(2) * kept_cols.unsqueeze(1)).unsqueeze(1))
+            m[:, :, 2] += torch.stack([dx, dy], -1)
+            before_crop = None
+        else:
+            value = x.new_zeros(b).index_copy_(0, p.index, spec.value(p.magnitude.to(x.dtype)))
+            a_op, t_op = spec.affine(value, h, w)  # type: ignore[misc]
+            m = torch.baddbmm(F.pad(t_op.unsqueeze(-1), (2, 0)), a_op, m)
+    warped = warp_affine(x, m[:, :, :2], m[:, :, 2])
+    if everyone:
+        x.copy_(warped)
+    else:  # exact with weights 0 and 1
+        x.lerp_(warped, touched.view(b, 1, 1, 1))
 
 
 def _apply_subset(x: torch.Tensor, idx: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -206,6 +295,16 @@ def _apply_subset(x: torch.Tensor, idx: torch.Tensor, fn: Callable[[torch.Tensor
         x.copy_(fn(x))
     else:
         x.index_copy_(0, idx, fn(x.index_select(0, idx)))
+
+
+@functools.lru_cache(maxsize=8)
+def _identity_maps_cached(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.eye(2, 3, device=device, dtype=dtype)
+
+
+def _identity_maps(x: torch.Tensor) -> torch.Tensor:
+    """``[2, 3]``: the map ``[a | t]`` that moves nothing (made once per device and dtype)."""
+    return _identity_maps_cached(x.device, x.dtype)
 
 
 class Augmenter:

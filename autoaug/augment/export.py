@@ -19,7 +19,8 @@ import torchvision.transforms.v2 as v2
 import torchvision.transforms.v2.functional as F
 from torchvision.transforms import InterpolationMode
 
-from autoaug.augment.ops import OPS, resized_crop_box
+from autoaug.augment.geometry import resized_crop_box
+from autoaug.augment.ops import OPS
 from autoaug.augment.policy import Policy
 from autoaug.errors import AutoaugError
 
@@ -46,11 +47,11 @@ def _crop(img: torch.Tensor, pad: float, u: tuple[float, float]) -> torch.Tensor
     py, px = round(pad * h), round(pad * w)
     dy = min(math.floor(u[0] * (2 * py + 1)), 2 * py)
     dx = min(math.floor(u[1] * (2 * px + 1)), 2 * px)
-    return F.crop(F.pad(img, [px, py], fill=0), 2 * py - dy, 2 * px - dx, h, w)  # shifted as autoaug.augment.ops.crop
+    return F.crop(F.pad(img, [px, py], fill=0), 2 * py - dy, 2 * px - dx, h, w)  # as geometry.crop
 
 
 def _resized_crop(img: torch.Tensor, v: float, u: tuple[float, ...]) -> torch.Tensor:
-    """torchvision's ``resized_crop`` of the box that :func:`autoaug.augment.ops.resized_crop_box` draws from the
+    """torchvision's ``resized_crop`` of the box that :func:`autoaug.augment.geometry.resized_crop_box` draws from the
     same uniforms."""
     h, w = img.shape[-2:]
     top, left, height, width = (int(b) for b in resized_crop_box(torch.tensor([v]), torch.tensor([u]), h, w)[0])

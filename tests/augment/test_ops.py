@@ -8,7 +8,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from autoaug.augment.ops import OPS, OpSpec, shift_pixels
+from autoaug.augment.geometry import shift_pixels
+from autoaug.augment.ops import OPS, OpSpec
 
 MAGNITUDE_OPS = [n for n, s in OPS.items() if s.has_magnitude]
 
@@ -146,7 +147,7 @@ def test_resized_crop_draws_boxes_as_torchvision_does(h: int, w: int) -> None:
     from scipy.stats import ks_2samp
     from torchvision.transforms import v2
 
-    from autoaug.augment.ops import resized_crop_box
+    from autoaug.augment.geometry import resized_crop_box
 
     n, g = 3000, torch.Generator().manual_seed(0)
     ours = resized_crop_box(torch.full((n,), 0.92), torch.rand(n, OPS["resized_crop"].n_uniform, generator=g), h, w)
