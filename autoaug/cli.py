@@ -102,8 +102,9 @@ def _compare_argument(p: argparse.ArgumentParser) -> None:
                    metavar="POLICIES",
                    help="comma-separated policies the report compares with the searched one: preset names "
                         "(feedback and augnet included), NAME=FILE.json or FILE.json; none is always included "
-                        "(default: none and the standards for the data: cropflip, cropflip+randaugment and "
-                        "cropflip+trivialaugment for RGB images, randaugment and trivialaugment for gray ones)")
+                        "(default: none and every standard that suits the data and the search's space: "
+                        "randaugment, trivialaugment, each base alone and with them, cropflip+cutout, and "
+                        "autoaugment alone and on cropflip for RGB images)")
 
 
 def _ratios(text: str) -> list[float]:
