@@ -52,16 +52,20 @@ def val_acc(path: Path) -> tuple[float, float]:
     return last["val_acc"], sum(h["epoch_seconds"] for h in run["history"])
 
 
+def finished(args: argparse.Namespace, policy: str, epochs: int) -> dict[int, tuple[float, float]]:
+    """Seed -> (validation accuracy, training seconds) of ``policy``'s runs at ``epochs`` that are done."""
+    paths = {s: run_path(args.out, policy, epochs, s) for s in args.seeds}
+    return {s: val_acc(path) for s, path in paths.items() if path.is_file()}
+
+
 def table(args: argparse.Namespace) -> list[str]:
     first = args.policies[0]
     rows = ["| epochs | policy | val acc (mean ± std) | Δ vs " + first + " (per seed) | mean Δ | minutes per run |",
             "|---|---|---|---|---|---|"]
     for epochs in args.epochs:
-        ref = {s: val_acc(run_path(args.out, first, epochs, s))[0] for s in args.seeds
-               if run_path(args.out, first, epochs, s).is_file()}
+        ref = {s: acc for s, (acc, _) in finished(args, first, epochs).items()}
         for policy in args.policies:
-            done = {s: val_acc(run_path(args.out, policy, epochs, s)) for s in args.seeds
-                    if run_path(args.out, policy, epochs, s).is_file()}
+            done = finished(args, policy, epochs)
             if not done:
                 continue
             acc = mean_std([a for a, _ in done.values()])
@@ -77,9 +81,7 @@ def means(args: argparse.Namespace, epochs: int) -> dict[str, float]:
     """Each policy's mean validation accuracy at ``epochs`` over the seeds it has runs for."""
     out = {}
     for policy in args.policies:
-        done = [val_acc(run_path(args.out, policy, epochs, s))[0] for s in args.seeds
-                if run_path(args.out, policy, epochs, s).is_file()]
-        if done:
+        if done := [acc for acc, _ in finished(args, policy, epochs).values()]:
             out[policy] = sum(done) / len(done)
     return out
 

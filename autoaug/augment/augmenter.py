@@ -256,7 +256,7 @@ def _warp_fused(x: torch.Tensor, ops: list[tuple[str, OpParams]]) -> None:
         return
     # each op's value for the whole batch, the identity (no turn, shear, shift or zoom) where it does not apply, so
     # the maps [a | t] (pixel -> pixel, about the centre) compose over the batch without gathering and scattering
-    m = _identity_maps(x).expand(b, 2, 3).clone()
+    m = torch.eye(2, 3, device=x.device, dtype=x.dtype).repeat(b, 1, 1)  # [B, 2, 3]: moves nothing
     touched = x.new_zeros(b)
     everyone = False
     before_crop: list[torch.Tensor] | None = [x.new_ones(b), x.new_ones(b)]  # the mirrors' signs before a crop
@@ -295,16 +295,6 @@ def _apply_subset(x: torch.Tensor, idx: torch.Tensor, fn: Callable[[torch.Tensor
         x.copy_(fn(x))
     else:
         x.index_copy_(0, idx, fn(x.index_select(0, idx)))
-
-
-@functools.lru_cache(maxsize=8)
-def _identity_maps_cached(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return torch.eye(2, 3, device=device, dtype=dtype)
-
-
-def _identity_maps(x: torch.Tensor) -> torch.Tensor:
-    """``[2, 3]``: the map ``[a | t]`` that moves nothing (made once per device and dtype)."""
-    return _identity_maps_cached(x.device, x.dtype)
 
 
 class Augmenter:

@@ -49,10 +49,10 @@ class FinishedSearch:
         from autoaug.search import load_space
 
         try:
-            return load_space(self.record.space).standards(image_shape) if self.record.space else standards(
-                image_shape)
+            space = load_space(self.record.space) if self.record.space else None
         except AutoaugError:
-            return standards(image_shape)
+            space = None
+        return space.standards(image_shape) if space else standards(image_shape)
 
     def train_overrides(self) -> dict[str, float]:
         """Training hyper-parameters the best trial used, where the space searched them (``train.*``)."""
