@@ -24,8 +24,13 @@ from pathlib import Path
 from autoaug.stats import mean_std
 
 
+def label(policy: str) -> str:
+    """A policy's name in the table and the run files: the preset's name, or a policy file's stem."""
+    return Path(policy).stem if policy.endswith(".json") else policy
+
+
 def run_path(out: Path, policy: str, epochs: int, seed: int) -> Path:
-    return out / "runs" / f"{policy}-e{epochs}-s{seed}.json"
+    return out / "runs" / f"{label(policy)}-e{epochs}-s{seed}.json"
 
 
 def train_one(args: argparse.Namespace, policy: str, epochs: int, seed: int) -> None:
@@ -60,7 +65,7 @@ def finished(args: argparse.Namespace, policy: str, epochs: int) -> dict[int, tu
 
 def table(args: argparse.Namespace) -> list[str]:
     first = args.policies[0]
-    rows = ["| epochs | policy | val acc (mean ± std) | Δ vs " + first + " (per seed) | mean Δ | minutes per run |",
+    rows = [f"| epochs | policy | val acc (mean ± std) | Δ vs {label(first)} (per seed) | mean Δ | minutes per run |",
             "|---|---|---|---|---|---|"]
     for epochs in args.epochs:
         ref = {s: acc for s, (acc, _) in finished(args, first, epochs).items()}
@@ -72,7 +77,7 @@ def table(args: argparse.Namespace) -> list[str]:
             deltas = [done[s][0] - ref[s] for s in done if s in ref]
             minutes = sum(t for _, t in done.values()) / len(done) / 60
             mean_delta = f"{sum(deltas) / len(deltas):+.4f}" if deltas else "-"
-            rows.append(f"| {epochs} | {policy} | {acc[0]:.4f} ± {acc[1]:.4f} (n={len(done)}) | "
+            rows.append(f"| {epochs} | {label(policy)} | {acc[0]:.4f} ± {acc[1]:.4f} (n={len(done)}) | "
                         f"{' '.join(f'{d:+.4f}' for d in deltas) or '-'} | {mean_delta} | {minutes:.1f} |")
     return rows
 
@@ -82,7 +87,7 @@ def means(args: argparse.Namespace, epochs: int) -> dict[str, float]:
     out = {}
     for policy in args.policies:
         if done := [acc for acc, _ in finished(args, policy, epochs).values()]:
-            out[policy] = sum(done) / len(done)
+            out[label(policy)] = sum(done) / len(done)
     return out
 
 

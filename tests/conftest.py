@@ -136,7 +136,7 @@ def search(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str):
     before = ray_processes()
     os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"  # MLflow's system metrics every second, not 10 s
     try:
-        result = tune_policy("fashion_mnist_small", budget="tiny", trials=5, epochs=3, train_size=600,
+        result = tune_policy("fashion_mnist_small", budget="tiny", trials=8, epochs=3, train_size=600,
                              storage=tmp_path_factory.mktemp("runs"), name="s", num_cpus=2, cpus_per_trial=1,
                              tracking_uri=mlflow_server, system_metrics=True, echo=lambda line: None)
     finally:

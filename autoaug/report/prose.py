@@ -141,7 +141,7 @@ def search_cost(found: FinishedSearch, rows: Sequence[dict[str, Any]]) -> str:
     s, trials = found.record, found.trials
     epochs = int(trials["epoch"].sum())
     fresh = [seed for seed in s.selection["seeds"] if seed != s.seed] if s.selection else []  # older records: own
-    reruns = len(fresh) * s.selection["candidates"] if s.selection else 0
+    reruns = s.selection.get("runs", len(fresh) * s.selection["candidates"]) if s.selection else 0
     total = epochs + reruns * s.epochs
     searched = next((r for r in rows if r["policy"] == SEARCHED), None)
     text = (f" Whole search: {total} training epochs ({epochs} in its {len(trials)} trials"

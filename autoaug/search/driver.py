@@ -100,14 +100,16 @@ def run_search(settings: SearchSettings) -> SearchResult:
         PROGRESS[out.name] = progress = SearchProgress(r.trials, r.epochs, Status(echo, settings.live))
         try:
             r = _train_generators(run)
-            trainable = run.trainable(pbt.run_pbt_trial if r.scheduler == "pbt" else trial.run_trial)
-            grid = hooks.fit(experiment.trials_tuner(settings, trainable, run.tracker, run.data.image_shape), out)
+            points = experiment.preset_points(settings.space, settings.base, run.data.image_shape)
+            fixed = {"points": list(points.values()), "points_seed": r.points_seed} if r.points_seed is not None else {}
+            trainable = (run.trainable(pbt.run_pbt_trial) if r.scheduler == "pbt" else
+                         run.trainable(trial.run_trial, **fixed))
+            grid = hooks.fit(experiment.trials_tuner(settings, trainable, run.tracker, points), out)
             if grid is None or grid.num_terminated + grid.num_errors < r.trials:  # Tune returns after Ctrl-C
                 raise KeyboardInterrupt
             frame = experiment.results(grid, r.epochs)
             run.tracker.drop_lost_children(set(frame["trial_id"]) if "trial_id" in frame else set())
             r = r.replace(wall_seconds=time.perf_counter() - t_start)
-            points = experiment.preset_points(settings.space, settings.base, run.data.image_shape)
             frame["preset"] = experiment.preset_column(frame, points)
             chosen = replay = None
             if r.scheduler != "pbt" and r.select:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autoaug.progress import SearchProgress
-from autoaug.search.space import SearchSpace
+from autoaug.search.space import SearchSpace, is_point
 
 METRIC, MODE = "val_acc", "max"
 
@@ -27,11 +27,11 @@ def _define(space: SearchSpace, trial: Any) -> None:
     space.suggest(trial)
 
 
-def searcher(space: SearchSpace, seed: int, points: Sequence[dict[str, Any]], trials: int, epochs: int) -> Any:
-    """Seeded TPE that evaluates ``points`` first; a quarter of the ``trials`` (at least the points and two random
-    ones) start it. A trial that ended before ``epochs`` without an error is told to Optuna as PRUNED. Its study
-    lives in memory (and in Tune's checkpoints, for a resume); :mod:`autoaug.search.study` shows it in
-    ``optuna.db``."""
+def searcher(space: SearchSpace, seed: int, points: Sequence[dict[str, Any]], epochs: int) -> Any:
+    """Seeded TPE that evaluates ``points`` first and models from there on (a small budget has no trials to spare
+    for random ones; ``constant_liar`` keeps trials that run side by side apart). A trial that ended before
+    ``epochs`` without an error is told to Optuna as PRUNED. Its study lives in memory (and in Tune's checkpoints,
+    for a resume); :mod:`autoaug.search.study` shows it in ``optuna.db``."""
     import optuna
     from optuna.trial import TrialState
     from ray.tune.search.optuna import OptunaSearch
@@ -51,7 +51,7 @@ def searcher(space: SearchSpace, seed: int, points: Sequence[dict[str, Any]], tr
 
     return PrunedAwareOptunaSearch(space=functools.partial(_define, space), metric=METRIC, mode=MODE,
                                    points_to_evaluate=list(points), sampler=optuna.samplers.TPESampler(
-                                       seed=seed, n_startup_trials=max(len(points) + 2, trials // 4)))
+                                       seed=seed, n_startup_trials=max(len(points), 2), constant_liar=True))
 
 
 PROGRESS: dict[str, SearchProgress] = {}  # the live progress of the searches running in this process
@@ -60,13 +60,20 @@ PROGRESS: dict[str, SearchProgress] = {}  # the live progress of the searches ru
 RUNGS: dict[str, dict[str, dict[int, float]]] = {}  # resumed searches: trial id -> {epoch: val_acc}, as recorded
 
 
-def asha(key: str, epochs: int, grace: int) -> Any:
+def asha(key: str, epochs: int, grace: int, points: Sequence[dict[str, Any]] = ()) -> Any:
     """ASHA (rungs from ``grace`` epochs on, reduction factor 3) whose rung records a resumed search refills
     from the trials' recorded results (:data:`RUNGS` ``[key]``): Tune restores the trials but not the
-    scheduler's records, so resumed trials would face empty rungs and never be stopped."""
-    from ray.tune.schedulers import ASHAScheduler
+    scheduler's records, so resumed trials would face empty rungs and never be stopped. Trials of ``points``
+    (``none`` and the standards, whose run is their selection run) enter the rungs but are never stopped."""
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
     class ResumableASHA(ASHAScheduler):
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            action = super().on_trial_result(tune_controller, trial, result)
+            if action == TrialScheduler.STOP and any(is_point(trial.config, p) for p in points):
+                return TrialScheduler.CONTINUE
+            return action
+
         def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
             super().on_trial_add(tune_controller, trial)
             from autoaug.search.hooks import RUNGS  # the live registry: a restored (pickled) copy has its own globals

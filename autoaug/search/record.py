@@ -32,6 +32,8 @@ class SearchRecord:
 
     ``optimizer``, ``lr``, ``weight_decay``, ``warmup``: the training recipe (``None`` in searches that recorded
     none: the training defaults). ``study``: the Optuna study's name (``None``: no study, as with PBT).
+    ``points_seed``: the seed ``none`` and the standards trained with in the search, the selection's first (their
+    run there is their selection run; ``None``: the search's own seed, as searches before recorded it).
     ``selection``: the selection stage's seeds, candidates, pick and paired comparison with ``none``.
     ``reported``: whether the report stage is over (``report``: its folder, ``None`` when none was asked for)."""
 
@@ -49,6 +51,7 @@ class SearchRecord:
     precision: str = "auto"
     compile: bool = False
     select: int = 0
+    points_seed: int | None = None
     study: str | None = None
     weights: str | None = None
     optimizer: str | None = None

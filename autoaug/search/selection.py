@@ -1,11 +1,14 @@
-"""Selection that survives noise: before a search names its best policy, the top ``k`` completed trials, every
-standard point and ``none`` train again on fresh seeds, all on the same ones (paired), and the best is the one with
-the highest validation accuracy averaged over those seeds.
+"""Selection that survives noise: before a search names its best policy, the top ``k`` completed sampled trials,
+every standard point and ``none`` are scored on fresh seeds, all on the same ones (paired), and the best is the one
+with the highest validation accuracy averaged over those seeds. ``none`` and the standards train on the first of
+them in the search itself (their place among the candidates never depended on a score), so only the top trials
+train again on it.
 
 A single trial's score moves by a few tenths of a point from one seed to the next, as much as the policies differ,
 so the best single-seed score is partly luck; the mean over fresh seeds is not. The search's own score chose the
-top trials, so it does not vote (it would favour them: the winner's curse), and the standards enter whether or not
-ASHA stopped them on the search's seed.
+top trials, so it does not vote (it would favour them: the winner's curse). The standards enter whatever their
+score: ASHA does not stop them, and where a search trained them on its own seed (as searches before
+``points_seed`` did), stopped or not, they train again on every fresh seed.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Selection:
     seeds: tuple[int, ...]
     scores: dict[str, list[float]]  # trial_id -> val_acc per seed, in the order of ``seeds``
     roles: dict[str, str]  # trial_id -> why it is a candidate: "top 1".., a standard's name, "none"
+    runs: int = 0  # the runs the stage trained (the others the search trained on the first seed)
 
     @property
     def picked(self) -> str:
@@ -59,8 +63,8 @@ class Selection:
 
     def to_dict(self) -> dict[str, Any]:
         """What search.json records: seeds, picked trial and its mean, and the paired line against ``none``."""
-        d: dict[str, Any] = {"seeds": list(self.seeds), "candidates": len(self.scores), "picked": self.picked,
-                             "picked_mean_val_acc": self.mean(self.picked)}
+        d: dict[str, Any] = {"seeds": list(self.seeds), "candidates": len(self.scores), "runs": self.runs,
+                             "picked": self.picked, "picked_mean_val_acc": self.mean(self.picked)}
         vs = self.versus_none()
         if vs is not None:
             d["versus_none"] = {"mean": vs.mean, "low": vs.low, "high": vs.high, "n": vs.n, "verdict": vs.verdict}
@@ -83,28 +87,30 @@ def selection_table(trials: Any) -> tuple[list[str], list[list[str]]] | None:
 
 
 def candidates(frame: Any, space: SearchSpace, k: int) -> dict[str, str]:
-    """The trials to train again, by id, with their role: the ``k`` best completed trials with distinct policies,
-    and every standard point (a ``preset`` other than ``none``) and the ``none`` point that did not fail, completed
-    or stopped by ASHA."""
-    done = frame[frame["status"] == "completed"].sort_values(METRIC, ascending=False, kind="stable")
+    """The trials to train again, by id, with their role: the ``k`` best completed sampled trials with distinct
+    policies (a sampled trial that repeats a preset's policy is that preset's), and every standard point (a
+    ``preset`` other than ``none``) and the ``none`` point that did not fail, completed or stopped by ASHA."""
+    presets = frame[(frame["preset"].fillna("") != "")] if "preset" in frame else frame.iloc[:0]
     roles: dict[str, str] = {}
-    seen: set[str] = set()
-    for _, row in done.iterrows():
+    seen = {_policy_key(row, space) for _, row in presets.iterrows()}
+    sampled = frame[~frame["trial_id"].isin(presets["trial_id"]) & (frame["status"] == "completed")]
+    for _, row in sampled.sort_values(METRIC, ascending=False, kind="stable").iterrows():
         key = _policy_key(row, space)
         if len(roles) < k and key not in seen:
-            preset = row.get("preset")
-            roles[row["trial_id"]] = f"top {len(roles) + 1}" + (f" ({preset})" if isinstance(preset, str) and preset
-                                                                  else "")
+            roles[row["trial_id"]] = f"top {len(roles) + 1}"
         seen.add(key)
-    if "preset" not in frame:
-        return roles
-    presets = frame[(frame["preset"].fillna("") != "") & (frame["status"] != "failed")]
-    for name, rows in presets.groupby("preset", sort=False):
-        trial_id = rows.sort_values(METRIC, ascending=False, kind="stable")["trial_id"].iloc[0]
-        roles.setdefault(trial_id, name)
-        if name == "none":  # none's own role wins: the paired line needs it
-            roles[trial_id] = "none"
+    for name, rows in presets[presets["status"] != "failed"].groupby("preset", sort=False):
+        roles[rows.sort_values(METRIC, ascending=False, kind="stable")["trial_id"].iloc[0]] = name
     return roles
+
+
+def trained(frame: Any, roles: dict[str, str], seed: int | None) -> dict[str, float]:
+    """The candidates' selection runs the search already trained: the completed trials of ``none`` and the
+    standards where they trained on the selection's seed ``seed`` (``None``: they trained on the search's), by id."""
+    if seed is None or "preset" not in frame:
+        return {}
+    done = frame[(frame["preset"].fillna("") != "") & (frame["status"] == "completed")]
+    return {t: float(v) for t, v in zip(done["trial_id"], done[METRIC], strict=True) if t in roles}
 
 
 def parameters(frame: Any, roles: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -119,19 +125,23 @@ def parameters(frame: Any, roles: dict[str, str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def collect(rerun: Any, roles: dict[str, str], seeds: Sequence[int]) -> Selection:
+def collect(rerun: Any, roles: dict[str, str], seeds: Sequence[int],
+            trained_in_search: dict[str, float] | None = None, runs: int = 0) -> Selection:
     """The :class:`Selection` from the re-runs' frame ``rerun`` (``config/of``, ``config/seed``, ``val_acc`` of the
-    last epoch) on ``seeds``. A candidate with a failed re-run is left out."""
+    last epoch) on ``seeds``, with the runs on the first seed the search trained (:func:`trained`). A candidate
+    with a failed run is left out."""
     scores: dict[str, list[float]] = {}
     for trial_id in roles:
-        runs = rerun[rerun["config/of"] == trial_id] if len(rerun) else rerun
-        by_seed = {int(r["config/seed"]): float(r[METRIC]) for _, r in runs.iterrows()
+        own = rerun[rerun["config/of"] == trial_id] if len(rerun) else rerun
+        by_seed = {int(r["config/seed"]): float(r[METRIC]) for _, r in own.iterrows()
                    if r.get("status") == "completed"}
+        if trial_id in (trained_in_search or {}):
+            by_seed[seeds[0]] = trained_in_search[trial_id]  # type: ignore[index]
         if all(s in by_seed for s in seeds):
             scores[trial_id] = [by_seed[s] for s in seeds]
     if not scores:
         raise RuntimeError("every re-run of the selection failed; see the trials' errors in the selection folder")
-    return Selection(tuple(seeds), scores, {t: r for t, r in roles.items() if t in scores})
+    return Selection(tuple(seeds), scores, {t: r for t, r in roles.items() if t in scores}, runs)
 
 
 def _policy_key(row: Any, space: SearchSpace) -> str:

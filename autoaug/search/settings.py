@@ -109,6 +109,7 @@ def resolve(dataset: str, given: Mapping[str, Any], storage: str | os.PathLike[s
             image_size=check_image_size(given["image_size"]) or pretrained_size, scheduler=scheduler,
             seed=given["seed"] or 0, precision=given["precision"] or "auto",
             compile=bool(given["compile"]), select=select, study=out.name if scheduler != "pbt" else None,
+            points_seed=(given["seed"] or 0) + 1 if select and scheduler != "pbt" else None,
             weights=given["weights"], **(FINETUNE if given["weights"] else b.recipe()))
         check_weights(record.model, record.weights)
     notes = (f"{model} was pretrained on {pretrained_size}x{pretrained_size} images: the data is resized to that "

@@ -28,6 +28,16 @@ SPACES_DIR = _UP[1] / "search_spaces" if (_UP[1] / "search_spaces").is_dir() els
 TRAIN_PARAMS = ("lr", "weight_decay")  # training hyper-parameters a space may search (log-uniform)
 
 
+def is_point(params: Mapping[str, Any], point: Mapping[str, Any]) -> bool:
+    """Whether the flat parameters ``params`` hold every value of ``point`` (floats up to rounding)."""
+    import math
+
+    def same(a: Any, b: Any) -> bool:
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isclose(a, b))
+
+    return all(same(params.get(k), v) for k, v in point.items())
+
+
 @dataclass(frozen=True)
 class OpRange:
     """Sampling ranges of one op: magnitude (``None`` for magnitude-free ops) and probability."""

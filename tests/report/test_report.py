@@ -55,7 +55,7 @@ def test_report_files_and_table(report, search) -> None:
     runs = json.loads((rep.folder / "runs.json").read_text())["records"]
     seeds = report_seeds(SearchRecord.from_file(search[0].output_dir), 2)
     assert [(r["policy"], r["seed"]) for r in runs] == [(p, s) for p in POLICIES for s in sorted(seeds)]
-    assert "autoaug search fashion_mnist_small --budget tiny --seed 0 --trials 5 --epochs 3" in md
+    assert "autoaug search fashion_mnist_small --budget tiny --seed 0 --trials 8 --epochs 3" in md
     assert f"autoaug report {rep.folder / 'search'} --seeds 2 --compare none,baseline,trivialaugment,feedback" in md
     assert {p.name for p in (rep.folder / "policies").iterdir()} == {f"{n}.json" for n in ("none", *COMPARE)}
     feedback = [r for r in runs if r["policy"] == "feedback"]

@@ -165,7 +165,7 @@ def test_unknown_space_name() -> None:
 def _samples(seed: int, image_shape: tuple[int, ...] = (3, 32, 32)) -> list[dict]:
     space = load_space("default")
     points = list(preset_points(space, TrainConfig(epochs=3), image_shape).values())
-    tpe = searcher(space, seed=seed, points=points, trials=8, epochs=3)
+    tpe = searcher(space, seed=seed, points=points, epochs=3)
     return [tpe.suggest(f"t{i}") for i in range(8)]
 
 

@@ -46,15 +46,31 @@ def test_a_standard_stopped_by_asha_still_enters_selection() -> None:
                                                        "none": "none"}
 
 
-def test_none_keeps_its_role_when_it_is_also_a_top_trial() -> None:
-    frame = FRAME.assign(val_acc=FRAME["val_acc"].where(FRAME["trial_id"] != "none", 0.99))
-    assert selection.candidates(frame, SPACE, k=1) == {"none": "none", "ra": "randaugment", "ta": "trivialaugment"}
+def test_none_and_the_standards_are_never_top_trials() -> None:
+    """A standard with the best score of the search enters as itself; the top slots go to sampled trials."""
+    frame = FRAME.assign(val_acc=FRAME["val_acc"].where(~FRAME["trial_id"].isin(["none", "ra"]), 0.99))
+    assert selection.candidates(frame, SPACE, k=2) == {"a": "top 1", "b": "top 2", "none": "none",
+                                                       "ra": "randaugment", "ta": "trivialaugment"}
 
 
-def test_a_standard_among_the_top_trials_is_named_and_not_a_candidate_twice() -> None:
-    frame = FRAME.assign(val_acc=FRAME["val_acc"].where(FRAME["trial_id"] != "ra", 0.95))
-    assert selection.candidates(frame, SPACE, k=2) == {"ra": "top 1 (randaugment)", "a": "top 2",
-                                                       "ta": "trivialaugment", "none": "none"}
+def test_a_sampled_trial_that_repeats_a_standard_is_not_a_candidate_twice() -> None:
+    frame = pd.concat([FRAME, pd.DataFrame([_trial("ra2", 0.99, 2, 0.3)])], ignore_index=True)  # RandAugment again
+    assert selection.candidates(frame, SPACE, k=1) == {"a": "top 1", "ra": "randaugment", "ta": "trivialaugment",
+                                                       "none": "none"}
+
+
+def test_the_standards_runs_on_the_first_fresh_seed_come_from_the_search() -> None:
+    """``none`` and the standards trained on the selection's first seed in the search: only the top trials train
+    again on it, and a standard ASHA stopped (an older search's) or that failed has no run there."""
+    roles = selection.candidates(FRAME, SPACE, k=1)
+    known = selection.trained(FRAME, roles, seed=1)
+    assert known == {"none": 0.80, "ra": 0.82}
+    assert selection.trained(FRAME, roles, seed=None) == {}  # an older search: its points trained on its own seed
+    rerun = pd.DataFrame([{"config/of": "a", "config/seed": 1, "val_acc": 0.83, "status": "completed"},
+                          {"config/of": "ta", "config/seed": 1, "val_acc": 0.75, "status": "completed"}])
+    chosen = selection.collect(rerun, roles, (1,), known, runs=2)
+    assert chosen.scores == {"a": [0.83], "ra": [0.82], "ta": [0.75], "none": [0.80]}
+    assert chosen.picked == "a" and chosen.to_dict()["runs"] == 2
 
 
 def _reruns(scores: dict[str, list[float]], failed: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -102,3 +118,34 @@ def test_a_failed_rerun_leaves_its_candidate_out_and_none_picked_has_no_comparis
 def test_candidate_parameters_are_the_trials_own() -> None:
     params = selection.parameters(FRAME, {"b": "top 1"})
     assert SPACE.to_policy(params["b"]).n_ops == 3 and "trial_id" not in params["b"]
+
+
+def test_a_fixed_point_trains_on_the_selection_seed_and_a_sampled_trial_on_the_search_seed() -> None:
+    from autoaug.search.trial import trial_seed
+
+    point = {"base": "cropflip", "n_ops": 0}
+    assert trial_seed({"base": "cropflip", "n_ops": 0}, 0, [point], points_seed=1) == 1
+    assert trial_seed({"base": "cropflip", "n_ops": 1}, 0, [point], points_seed=1) == 0
+    assert trial_seed({"base": "cropflip", "n_ops": 0}, 0, [point], points_seed=None) == 0  # an older search
+    assert trial_seed({"base": "cropflip", "n_ops": 0, "seed": 7}, 0, [point], points_seed=1) == 7  # a re-run
+
+
+def test_asha_never_stops_a_fixed_point() -> None:
+    """A standard far below the rung's cut still runs on (its run is its selection run); a sampled trial as weak is
+    stopped."""
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import TrialScheduler
+
+    from autoaug.search.hooks import asha
+
+    point = {"base": "cropflip", "n_ops": 0}
+    scheduler = asha("test", epochs=10, grace=8, points=[point])
+    scheduler.set_search_properties("val_acc", "max")
+    trials = [Trial("__fake", config={"base": "none", "n_ops": i + 1}, stub=True) for i in range(3)]
+    weak_point, weak = Trial("__fake", config=dict(point), stub=True), Trial("__fake", config={"n_ops": 9}, stub=True)
+    for t in [*trials, weak_point, weak]:
+        scheduler.on_trial_add(None, t)
+    for i, t in enumerate(trials):
+        assert scheduler.on_trial_result(None, t, {"epoch": 8, "val_acc": 0.9 + i / 100}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, weak, {"epoch": 8, "val_acc": 0.1}) == TrialScheduler.STOP
+    assert scheduler.on_trial_result(None, weak_point, {"epoch": 8, "val_acc": 0.1}) == TrialScheduler.CONTINUE

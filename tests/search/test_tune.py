@@ -22,7 +22,7 @@ def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: st
     assert {"best_policy.json", "trials.csv", "default.yaml"} <= artifacts
     children = client.search_runs([parent.info.experiment_id], filter_string=(
         f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'trial'"))
-    assert len(children) == 5
+    assert len(children) == 8
     assert all(c.info.status == "FINISHED" for c in children)
     outcomes = sorted(c.data.tags["autoaug.status"] for c in children)
     assert "pruned" in outcomes and "completed" in outcomes
@@ -33,8 +33,8 @@ def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: st
     reruns = client.search_runs([parent.info.experiment_id], filter_string=(
         f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'selection'"))
     trials = pd.read_csv(result.output_dir / "trials.csv")
-    candidates = set(trials.loc[trials["selection.role"].fillna("") != "", "trial_id"])
-    assert sorted(r.data.params["of"] for r in reruns) == sorted(candidates) and candidates
+    candidates = set(trials.loc[trials["selection.role"].fillna("").str.startswith("top"), "trial_id"])
+    assert sorted(r.data.params["of"] for r in reruns) == sorted(candidates) and candidates  # the others: their trial
     assert all(r.data.params["seed"] == "1" and r.info.status == "FINISHED" for r in reruns)
     assert parent.data.metrics["selection.picked_mean_val_acc"] == pytest.approx(result.best_val_acc)
 
@@ -70,39 +70,44 @@ def test_unreachable_tracking_server_fails_fast(tmp_path: Path) -> None:
 def test_search_runs_on_real_ray_and_asha_stops_trials(search) -> None:
     result, _ = search
     trials = pd.read_csv(result.output_dir / "trials.csv")
-    assert len(trials) == 5
+    assert len(trials) == 8
     assert (trials["epoch"] < 3).any(), "ASHA stopped no trial"
-    assert (trials["epoch"] == 3).any()
+    points = trials["preset"].fillna("") != ""
+    assert (trials.loc[points, "epoch"] == 3).all()  # none and the standards always run to the end
     assert Policy.load(result.policy_path) == result.best_policy
 
 
-def test_selection_trains_the_best_trial_every_standard_and_none_again(tmp_path: Path) -> None:
-    """budget tiny: the best completed trial, every standard point that did not fail (stopped or not) and none, on
-    one fresh seed; the best score there wins, the search's own scores aside."""
-    result = tune_policy("fashion_mnist_small", budget="tiny", trials=4, epochs=1, train_size=400, scheduler="fifo",
+def test_selection_scores_the_best_sampled_trial_every_standard_and_none_on_a_fresh_seed(tmp_path: Path) -> None:
+    """budget tiny: `none` and the 5 standards of the default space train on the selection's seed (1) in the search
+    itself, the sampled trial on the search's (0) and again on 1; the best score on seed 1 wins, the search's own
+    score of the sampled trial aside."""
+    result = tune_policy("fashion_mnist_small", budget="tiny", trials=7, epochs=1, train_size=400, scheduler="fifo",
                          storage=tmp_path / "runs", name="sel", num_cpus=2, cpus_per_trial=1,
                          tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", echo=lambda line: None)
     trials = pd.read_csv(result.output_dir / "trials.csv")
-    done = trials[trials["status"] == "completed"]
     chosen = trials[trials["selection.role"].fillna("") != ""].set_index("trial_id")
-    standards = trials[(trials["preset"].fillna("") != "") & (trials["status"] != "failed")]["trial_id"]
-    none = done.loc[done["preset"] == "none", "trial_id"].iloc[0]
-    top = done.sort_values("val_acc").iloc[-1]["trial_id"]
-    assert set(chosen.index) == {top, *standards} and chosen.loc[none, "selection.role"] == "none"
+    points = trials[trials["preset"].fillna("") != ""].set_index("trial_id")
+    sampled = trials.loc[trials["preset"].fillna("") == "", "trial_id"].tolist()
+    assert len(points) == 6 and len(sampled) == 1
+    assert set(chosen.index) == {*sampled, *points.index} and chosen.loc[sampled[0], "selection.role"] == "top 1"
     assert "selection.val_acc.seed0" not in trials  # the search's seed does not vote
     scores = chosen["selection.val_acc.seed1"]
-    assert chosen["selection.mean_val_acc"].tolist() == pytest.approx(scores.tolist())
+    assert scores[points.index].tolist() == pytest.approx(points["val_acc"].tolist())  # their run in the search
+    assert scores[sampled[0]] != pytest.approx(chosen.loc[sampled[0], "val_acc"])  # its own run on seed 1
     picked = chosen.index[chosen["selection.picked"]].tolist()
     assert picked == [scores.idxmax()] and result.best_val_acc == pytest.approx(scores.max())
     record = SearchRecord.from_file(result.output_dir)
-    assert record.best_trial_id == picked[0] and record.selection["seeds"] == [1]
+    assert record.best_trial_id == picked[0] and record.selection["seeds"] == [1] and record.points_seed == 1
+    assert record.selection["runs"] == 1
 
 
 def test_search_evaluates_none_and_the_standards_first(search) -> None:
     result, _ = search
     trials = pd.read_csv(result.output_dir / "trials.csv")
-    # the first five points of none and the standards the space's bases give for gray 28 px clothes
-    assert set(trials["preset"]) == {"none", "cropflip", "randaugment", "trivialaugment", "cropflip+randaugment"}
+    # none and the standards the space's bases give for 28 px clothes, then 2 sampled trials
+    assert set(trials["preset"].fillna("")) == {"none", "cropflip", "randaugment", "trivialaugment",
+                                                "cropflip+randaugment", "cropflip+trivialaugment", ""}
+    assert (trials["preset"].fillna("") == "").sum() == 2
     none = trials[trials["preset"] == "none"].iloc[0]
     assert none["config/n_ops"] == 0 and none["config/base"] == "none"
 
