@@ -170,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-policy", type=Path, default=None, help="also write the best policy to this file")
     p.add_argument("--seed", type=int, default=None, help="root seed of the search (default: 0)")
     p.add_argument("--select", type=_int_from(0), default=None,
-                   help="before naming the best, train the K best trials, the best standard and none again on 2 "
-                        "more seeds and pick the best mean; 0: the best single trial (default: from --budget, 3)")
+                   help="before naming the best, score the K best sampled trials, every standard and none on "
+                        "fresh seeds and pick the best mean; 0: the best single trial (default: from --budget, "
+                        "small: 1)")
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="skip the final report (retraining the best policy and the presets on several seeds)")
     p.add_argument("--report-seeds", type=_positive_int, default=3, help="seeds of the final report (default: 3)")
