@@ -121,7 +121,7 @@ def report(args: argparse.Namespace) -> list[str]:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     kept = ranking_kept(args)
     return [
-        f"# Standards over epoch counts on {args.dataset}",
+        f"# {args.title} on {args.dataset}",
         "",
         f"Model `{args.model}`, {args.train_size} training images, batch {args.batch_size}, {args.optimizer} "
         f"lr {args.lr:g} (cosine) weight decay {args.weight_decay:g}; seeds {' '.join(map(str, args.seeds))}. "
@@ -152,6 +152,7 @@ def main() -> None:
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--title", default="Standards over epoch counts")
     p.add_argument("--no-train", action="store_true", help="write the table from the runs already in --out")
     args = p.parse_args()
     (args.out / "runs").mkdir(parents=True, exist_ok=True)
