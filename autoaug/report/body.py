@@ -16,7 +16,7 @@ from autoaug.report.document import Block, environment
 from autoaug.report.finals import FinalSettings
 from autoaug.report.finished import SEARCH_FILES, SEARCHED, FinishedSearch, trial_status
 from autoaug.report.summary import diff, main_table, pm
-from autoaug.search import STUDY_FILE
+from autoaug.search import STUDY_FILE, SearchRecord
 
 
 def write_files(folder: Path, found: FinishedSearch, policies: Sequence[Policy], rows: list[dict[str, Any]],
@@ -180,10 +180,24 @@ def selection_blocks(found: FinishedSearch) -> list[Block]:
     line = (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` [95% CI "
             f"{vs['low']:+.4f}, {vs['high']:+.4f}] (n = {vs['n']}, paired by seed): {vs['verdict']}." if vs
             else f"The picked trial is the `{picked_as}` point.")
-    return [("p", f"Selection: before naming the best, these trials trained again on seeds "
-                  f"{', '.join(map(str, chosen['seeds'][1:]))} (the search used seed {chosen['seeds'][0]}), and the "
-                  f"best mean validation accuracy over the {len(chosen['seeds'])} seeds was picked. {line}"),
-            ("table", rows), ("p", "The searched policy:")]
+    return [("p", f"Selection: {selection_how(found.record)} {line}"), ("table", rows),
+            ("p", "The searched policy:")]
+
+
+def selection_how(record: SearchRecord) -> str:
+    """How the selection stage of ``record`` scored its candidates, in words."""
+    seeds, own = list(record.selection["seeds"]), record.seed  # type: ignore[index]
+    listed = ", ".join(map(str, seeds))
+    if own in seeds:  # the earliest records: the search's own seed voted
+        return (f"before naming the best, these trials trained again on seeds {', '.join(map(str, seeds[1:]))} (the "
+                f"search used seed {own}), and the best mean validation accuracy over the {len(seeds)} seeds was "
+                "picked.")
+    if record.points_seed is None:
+        return (f"before naming the best, these trials trained again on seed{'s' * (len(seeds) > 1)} {listed} (the "
+                f"search used seed {own}), and the best mean validation accuracy there was picked.")
+    return (f"`none` and the standards trained on seed {record.points_seed} in the search itself, the best sampled "
+            f"trials on the search's seed {own} and again on seed{'s' * (len(seeds) > 1)} {listed}; the best mean "
+            "validation accuracy on the fresh seeds was picked (the search's own scores do not vote).")
 
 
 def corruption_table(groups: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:

@@ -84,7 +84,8 @@ def search_sentence(found: FinishedSearch) -> str:
     for _, row in presets.iterrows():
         how = "completed" if row["epoch"] >= epochs else f"stopped by ASHA after epoch {row['epoch']}"
         points.append(f"the `{row['preset']}` point {row['val_acc']:.4f} ({how})")
-    evaluated = f"; in the same search {' and '.join(points)}" if points else ""
+    on = f" (on seed {s.points_seed})" if s.points_seed is not None else ""
+    evaluated = f"; in the same search{on} {' and '.join(points)}" if points else ""
     if s.selection:
         return (f"{len(completed)} trials completed all {epochs} epochs{evaluated}. The searched policy reached "
                 f"validation accuracy {s.best_val_acc:.4f}, its mean over {len(s.selection['seeds'])} seeds.")

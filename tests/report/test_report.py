@@ -342,3 +342,16 @@ def test_the_searched_policy_is_compared_with_the_best_compared_policy() -> None
     twin = {**groups, "searched": groups["cropflip"]}
     assert versus_best(twin) == " The searched policy is `cropflip`, the best of the compared policies."
     assert versus_best({"searched": groups["searched"], "none": groups["none"]}) == ""
+
+
+def test_the_report_says_how_the_selection_scored_its_candidates() -> None:
+    from autoaug.report.body import selection_how
+    from autoaug.search import SearchRecord
+
+    base = SearchRecord(dataset="d", model="m", trials=12, epochs=60, batch_size=64, budget="small", seed=0)
+    now = selection_how(base.replace(points_seed=1, selection={"seeds": [1]}))
+    assert "`none` and the standards trained on seed 1 in the search itself" in now and "again on seed 1;" in now
+    before = selection_how(base.replace(selection={"seeds": [1, 2]}))
+    assert "trained again on seeds 1, 2 (the search used seed 0)" in before
+    earliest = selection_how(base.replace(selection={"seeds": [0, 1, 2]}))
+    assert "trained again on seeds 1, 2 (the search used seed 0)" in earliest and "over the 3 seeds" in earliest
