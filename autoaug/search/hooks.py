@@ -28,8 +28,9 @@ def _define(space: SearchSpace, trial: Any) -> None:
 
 
 def searcher(space: SearchSpace, seed: int, points: Sequence[dict[str, Any]], epochs: int) -> Any:
-    """Seeded TPE that evaluates ``points`` first and models from there on (a small budget has no trials to spare
-    for random ones; ``constant_liar`` keeps trials that run side by side apart). A trial that ended before
+    """Seeded TPE that evaluates ``points`` first and models once they have finished (a small budget has no trials
+    to spare for random ones; a trial sampled while points still run is random; ``constant_liar`` keeps trials that
+    run side by side apart). A trial that ended before
     ``epochs`` without an error is told to Optuna as PRUNED. Its study lives in memory (and in Tune's checkpoints,
     for a resume); :mod:`autoaug.search.study` shows it in ``optuna.db``."""
     import optuna
