@@ -49,7 +49,7 @@ BUDGETS = {
     # and flip beat crop and flip by a point here, where at 30 epochs (SGD, and Adam: reports/regime-cifar10-adam)
     # the policies stronger than crop and flip lost accuracy, so that a search could only turn augmentation down;
     # a run costs twice the 30 epochs'. `none` and the standards run once, on the selection's seed, and the best
-    # sampled trial once more on it: trials plus selection are 13 runs where the space has 6 to 7 such points
+    # sampled trial once more on it: trials plus selection are at most 13 runs (fewer where ASHA stops trials)
     "small": Budget(trials=12, epochs=60, train_size=4000, select=1, extra_seeds=1, optimizer="sgd", lr=0.05,
                     weight_decay=5e-4),
     "medium": Budget(trials=40, epochs=60, train_size=10000, optimizer="sgd", lr=0.05, weight_decay=5e-4),
