@@ -107,7 +107,7 @@ def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: l
               f"training split ({len(data.train_y)} images) with the same seeds {seed_text}, "
               f"so runs differ by their augmentation only. The seeds come from the report's own stream: none is the "
               f"search's ({s.seed}){prose.selection_seeds(s)}, so the draws that put a trial on top are not "
-              "replayed. Robustness on the first {settings.robust_size} "
+              f"replayed. Robustness on the first {settings.robust_size} "
               "test images: "
               "6 corruptions x 5 severities (CIFAR-10-C levels; each severity on its own fifth of them, the same for "
               f"every run) and FGSM with epsilon {settings.fgsm_epsilon:.4f} "
@@ -136,8 +136,8 @@ def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: l
     out += [("img", fig) for fig in pictures]
     if s.study and (found.folder / STUDY_FILE).exists():
         out += [("h2", "The search in Optuna's views"),
-                   ("p", f"Open the study itself with `optuna-dashboard sqlite:///{folder.name}/search/{STUDY_FILE}` "
-                         f"(study `{s.study}`)."),
+                   ("p", f"Open the study itself, from the folder that holds this report's folder, with "
+                         f"`optuna-dashboard sqlite:///{final.name}/search/{STUDY_FILE}` (study `{s.study}`)."),
                    *(("img", fig) for fig in plots.optuna_views(found.folder / STUDY_FILE, s.study, folder))]
     if quality is not None:
         from autoaug.report.ablation import synthetic_blocks
@@ -177,9 +177,14 @@ def selection_blocks(found: FinishedSearch) -> list[Block]:
         return []
     vs = chosen.get("versus_none")
     picked_as = next(row[1] for row in rows[1] if row[-1] == "yes")
-    line = (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` [95% CI "
-            f"{vs['low']:+.4f}, {vs['high']:+.4f}] (n = {vs['n']}, paired by seed): {vs['verdict']}." if vs
-            else f"The picked trial is the `{picked_as}` point.")
+    if not vs:
+        line = f"The picked trial is the `{picked_as}` point."
+    elif vs["n"] < 2:  # one fresh seed: a difference, no interval
+        line = (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` on the one "
+                "fresh seed (one seed gives no interval).")
+    else:
+        line = (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` [95% CI "
+                f"{vs['low']:+.4f}, {vs['high']:+.4f}] (n = {vs['n']}, paired by seed): {vs['verdict']}.")
     return [("p", f"Selection: {selection_how(found.record)} {line}"), ("table", rows),
             ("p", "The searched policy:")]
 

@@ -88,7 +88,8 @@ def search_sentence(found: FinishedSearch) -> str:
     evaluated = f"; in the same search{on} {' and '.join(points)}" if points else ""
     if s.selection:
         return (f"{len(completed)} trials completed all {epochs} epochs{evaluated}. The searched policy reached "
-                f"validation accuracy {s.best_val_acc:.4f}, its mean over {len(s.selection['seeds'])} seeds.")
+                f"validation accuracy {s.best_val_acc:.4f}"
+                + (f", its mean over {n} seeds." if (n := len(s.selection["seeds"])) > 1 else " on the fresh seed."))
     return (f"The best of {len(completed)} completed trials reached validation accuracy {s.best_val_acc:.4f} "
             f"after {epochs} epochs{evaluated}. The searched policy:")
 

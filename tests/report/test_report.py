@@ -56,6 +56,9 @@ def test_report_files_and_table(report, search) -> None:
     seeds = report_seeds(SearchRecord.from_file(search[0].output_dir), 2)
     assert [(r["policy"], r["seed"]) for r in runs] == [(p, s) for p in POLICIES for s in sorted(seeds)]
     assert "autoaug search fashion_mnist_small --budget tiny --seed 0 --trials 8 --epochs 3" in md
+    assert "Robustness on the first 200 test images" in md
+    assert not re.search(r"\{\w+(\.\w+)*\}", md)  # no template field left unfilled
+    assert f"optuna-dashboard sqlite:///{rep.folder.name}/search/optuna.db" in md  # the kept folder's, not staging's
     assert f"autoaug report {rep.folder / 'search'} --seeds 2 --compare none,baseline,trivialaugment,feedback" in md
     assert {p.name for p in (rep.folder / "policies").iterdir()} == {f"{n}.json" for n in ("none", *COMPARE)}
     feedback = [r for r in runs if r["policy"] == "feedback"]
