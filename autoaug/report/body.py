@@ -175,18 +175,22 @@ def selection_blocks(found: FinishedSearch) -> list[Block]:
     chosen, rows = found.record.selection, selection_table(found.trials)
     if not chosen or rows is None:
         return []
-    vs = chosen.get("versus_none")
     picked_as = next(row[1] for row in rows[1] if row[-1] == "yes")
-    if not vs:
-        line = f"The picked trial is the `{picked_as}` point."
-    elif vs["n"] < 2:  # one fresh seed: a difference, no interval
-        line = (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` on the one "
-                "fresh seed (one seed gives no interval).")
-    else:
-        line = (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` [95% CI "
-                f"{vs['low']:+.4f}, {vs['high']:+.4f}] (n = {vs['n']}, paired by seed): {vs['verdict']}.")
+    line = versus_none(chosen.get("versus_none"), picked_as)
     return [("p", f"Selection: {selection_how(found.record)} {line}"), ("table", rows),
             ("p", "The searched policy:")]
+
+
+def versus_none(vs: dict[str, Any] | None, picked_as: str) -> str:
+    """The selection's paired difference of the picked policy to ``none`` (``vs``: mean, low, high, n, verdict),
+    in words; one fresh seed gives a difference but no interval."""
+    if not vs:
+        return f"The picked trial is the `{picked_as}` point."
+    if vs["n"] < 2:
+        return (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` on the one "
+                "fresh seed (one seed gives no interval).")
+    return (f"On the search's validation split the picked policy is {vs['mean']:+.4f} over `none` [95% CI "
+            f"{vs['low']:+.4f}, {vs['high']:+.4f}] (n = {vs['n']}, paired by seed): {vs['verdict']}.")
 
 
 def selection_how(record: SearchRecord) -> str:

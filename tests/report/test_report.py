@@ -358,3 +358,14 @@ def test_the_report_says_how_the_selection_scored_its_candidates() -> None:
     assert "trained again on seeds 1, 2 (the search used seed 0)" in before
     earliest = selection_how(base.replace(selection={"seeds": [0, 1, 2]}))
     assert "trained again on seeds 1, 2 (the search used seed 0)" in earliest and "over the 3 seeds" in earliest
+
+
+def test_the_selection_line_gives_an_interval_only_from_two_fresh_seeds() -> None:
+    from autoaug.report.body import versus_none
+
+    one = versus_none({"mean": 0.0782, "low": float("-inf"), "high": float("inf"), "n": 1,
+                       "verdict": "no significant difference"}, "top 1")
+    assert "+0.0782 over `none` on the one fresh seed" in one and "inf" not in one
+    two = versus_none({"mean": 0.01, "low": 0.002, "high": 0.018, "n": 2, "verdict": "better"}, "top 1")
+    assert "[95% CI +0.0020, +0.0180] (n = 2, paired by seed): better" in two
+    assert versus_none(None, "cropflip") == "The picked trial is the `cropflip` point."
