@@ -124,8 +124,8 @@ def blocks(folder: Path, found: FinishedSearch, data: DatasetSplits, policies: l
               f"trials ({completed} "
               f"completed, {stopped} stopped early by {s.scheduler.upper()}, {failed} failed), budget "
               f"`{s.budget}`, seed {s.seed}. Final training: {prose.duration(final_seconds)} wall time for "
-              f"{len(records)} runs, {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each, as many at a time as "
-              f"the machine holds (so a run's seconds also depend on what ran beside it). Peak memory is "
+              f"{prose.trained_runs(records)}, {resources['cpu']:g} CPU and {resources['gpu']:g} GPU each, as many at "
+              f"a time as the machine holds (so a run's seconds also depend on what ran beside it). Peak memory is "
               "each run's worker process (resident set) on the CPU, allocated tensor memory on a GPU; CPU use is "
               "CPU time over wall time and the run's threads." + prose.search_cost(found, rows)),
         ("h2", "Search"),

@@ -147,7 +147,7 @@ def search_cost(found: FinishedSearch, rows: Sequence[dict[str, Any]]) -> str:
     total = epochs + reruns * s.epochs
     searched = next((r for r in rows if r["policy"] == SEARCHED), None)
     text = (f" Whole search: {total} training epochs ({epochs} in its {len(trials)} trials"
-            + (f", {reruns * s.epochs} in the selection's {reruns} re-runs" if reruns else "")
+            + (f", {reruns * s.epochs} in the selection's {reruns} re-run{'s' if reruns > 1 else ''}" if reruns else "")
             + f"), the work of {total / s.epochs:.1f} training runs of {s.epochs} epochs")
     if searched and s.wall_seconds:
         run = searched["train_seconds_mean"]
@@ -162,6 +162,13 @@ def generator_sentence(record: SearchRecord) -> str:
         return ""
     return ("Generators trained for the search's synthetic images (once, reused by every trial): "
             + ", ".join(f"{kind} {duration(seconds)}" for kind, seconds in record.generator_seconds.items()) + ". ")
+
+
+def trained_runs(records: Sequence[dict[str, Any]]) -> str:
+    """How many runs were trained: the searched policy's runs are not counted again when they are a standard's."""
+    twins = [r for r in records if "same_as" in r]
+    text = f"{len(records) - len(twins)} runs"
+    return text + (f" (the searched policy's {len(twins)} are `{twins[0]['same_as']}`'s)" if twins else "")
 
 
 def twin_note(policy: Policy, records: Sequence[dict[str, Any]]) -> str:

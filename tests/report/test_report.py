@@ -369,3 +369,12 @@ def test_the_selection_line_gives_an_interval_only_from_two_fresh_seeds() -> Non
     two = versus_none({"mean": 0.01, "low": 0.002, "high": 0.018, "n": 2, "verdict": "better"}, "top 1")
     assert "[95% CI +0.0020, +0.0180] (n = 2, paired by seed): better" in two
     assert versus_none(None, "cropflip") == "The picked trial is the `cropflip` point."
+
+
+def test_the_final_training_counts_runs_a_twin_serves_once() -> None:
+    from autoaug.report.prose import trained_runs
+
+    records = [{"policy": p, "seed": s} for p in ("none", "trivialaugment") for s in (1, 2)]
+    assert trained_runs(records) == "4 runs"
+    twins = [{**r, "policy": SEARCHED, "same_as": "trivialaugment"} for r in records if r["policy"] == "trivialaugment"]
+    assert trained_runs(records + twins) == "4 runs (the searched policy's 2 are `trivialaugment`'s)"
