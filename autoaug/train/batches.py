@@ -7,6 +7,7 @@ device sync per batch.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -71,15 +72,32 @@ def synthetic_generator(policy: Policy, data: DatasetSplits, seed: int, device: 
     return generator_for(syn.generator, data, seed=seed, epochs=syn.epochs, device=device, echo=lambda line: None)[0]
 
 
+CHUNK_IMAGES, CHUNK_VALUES = 512, 2**21  # the most images (and float values) augmented in one call
+
+
+def chunk_batches(batch_size: int, image_shape: tuple[int, ...]) -> int:
+    """How many batches of ``batch_size`` images of ``image_shape`` ``[C, H, W]`` an epoch augments in one call: up
+    to :data:`CHUNK_IMAGES` images and :data:`CHUNK_VALUES` values, at least one batch. Each call pays a fixed
+    cost for every op it runs (the sampling and dispatch of some hundred small kernels, slower again right after a
+    training step has filled the caches), so small images are augmented several batches at a time
+    (``benchmarks/bench_aug_share.py``)."""
+    images = min(CHUNK_IMAGES, CHUNK_VALUES // max(1, math.prod(image_shape)))
+    return max(1, images // max(1, batch_size))
+
+
 class Batches:
     """Batches of ``batch_size`` from uint8 images ``x [N, C, H, W]`` and labels ``y [N]`` (moved to ``device``
     once): each epoch a fresh order of the real images, ``fake`` generated images per batch (uniform labels)
     when ``synthetic`` is given, and the policy's augmentation (the ``controller``'s, when there is one). The
-    last partial batch is dropped (BatchNorm needs more than one sample)."""
+    last partial batch is dropped (BatchNorm needs more than one sample).
+
+    An epoch augments ``chunk`` batches in one call (default :func:`chunk_batches`), with per-image parameters as
+    ever, at the training progress of the first of them; a controller, whose setting may change after any step,
+    and a synthetic share take one batch at a time. Batch mixing is per batch."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, num_classes: int, policy: Policy,
                  seed: int, device: torch.device, controller: Controller | None = None,
-                 synthetic: Generator | None = None) -> None:
+                 synthetic: Generator | None = None, chunk: int | None = None) -> None:
         self.x, self.y, self.device = x.to(device), y.to(device), device
         self.policy, self.controller, self.synthetic, self.num_classes = policy, controller, synthetic, num_classes
         self.size = min(batch_size, len(y))
@@ -92,14 +110,28 @@ class Batches:
         self.mix_rng = make_generator(derive_seed(seed, "mix"), device)
         self.mix_host = random.Random(derive_seed(seed, "mix", "host"))
         self.aug_timer, self.synthetic_timer = Stopwatch(device), Stopwatch(device)
+        one_by_one = controller is not None or synthetic is not None
+        self.chunk = 1 if one_by_one else chunk or chunk_batches(self.size, tuple(x.shape[1:]))
 
     def epoch(self, epoch: int, epochs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches of ``epoch`` (0-based) of ``epochs``: float images ``[B, C, H, W]`` and labels ``[B]`` (soft
         targets ``[B, K]`` where the policy mixes batches)."""
         real = self.size - self.fake
         perm = torch.randperm(len(self.y), generator=self.shuffle).to(self.device)
-        for i in range(self.steps):
-            yield self.batch(perm[i * real : (i + 1) * real], (epoch + i / self.steps) / epochs)
+        if self.chunk == 1:
+            for i in range(self.steps):
+                yield self.batch(perm[i * real : (i + 1) * real], (epoch + i / self.steps) / epochs)
+            return
+        for first in range(0, self.steps, self.chunk):
+            n = min(self.chunk, self.steps - first)
+            idx = perm[first * real : (first + n) * real]
+            xs, ys = to_float(self.x[idx]), self.y[idx]
+            with self.aug_timer:
+                xs = self._augment(xs, (epoch + first / self.steps) / epochs)
+            for xb, yb in zip(xs.split(real), ys.split(real), strict=True):
+                with self.aug_timer:
+                    batch = self._mix(xb, yb)
+                yield batch
 
     def batch(self, idx: torch.Tensor, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch at training ``progress``: the real images ``idx`` (augmented) and the synthetic share (drawn

@@ -30,13 +30,18 @@ def test_mlflow_has_the_parent_and_one_child_per_trial(search, mlflow_server: st
     history = client.get_metric_history(full.info.run_id, "val_acc")
     assert [m.step for m in history] == [1, 2, 3]
     assert {"base", "n_ops", "magnitude", "style"} <= set(full.data.params)
-    reruns = client.search_runs([parent.info.experiment_id], filter_string=(
-        f"tags.mlflow.parentRunId = '{result.mlflow_run_id}' and tags.`autoaug.role` = 'selection'"))
     trials = pd.read_csv(result.output_dir / "trials.csv")
     candidates = set(trials.loc[trials["selection.role"].fillna("").str.startswith("top"), "trial_id"])
-    assert sorted(r.data.params["of"] for r in reruns) == sorted(candidates) and candidates  # the others: their trial
-    assert all(r.data.params["seed"] == "1" and r.info.status == "FINISHED" for r in reruns)
+    reruns = _selection_runs(client, result.mlflow_run_id)
+    assert sorted(r.data.params["of"] for r in reruns) == sorted(candidates)  # none when ASHA stopped every sample
     assert parent.data.metrics["selection.picked_mean_val_acc"] == pytest.approx(result.best_val_acc)
+
+
+def _selection_runs(client, parent_run_id: str) -> list:
+    """The selection's re-trainings under a search's parent run in MLflow."""
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    return client.search_runs([experiment], filter_string=(
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`autoaug.role` = 'selection'"))
 
 
 def test_the_search_run_records_its_code_and_its_data(search, mlflow_server: str) -> None:
@@ -98,6 +103,11 @@ def test_selection_scores_the_best_sampled_trial_every_standard_and_none_on_a_fr
     assert picked == [scores.idxmax()] and result.best_val_acc == pytest.approx(scores.max())
     record = SearchRecord.from_file(result.output_dir)
     assert record.best_trial_id == picked[0] and record.selection["seeds"] == [1] and record.points_seed == 1
+    from mlflow.tracking import MlflowClient
+
+    (rerun,) = _selection_runs(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), result.mlflow_run_id)
+    assert rerun.data.params["of"] == sampled[0] and rerun.data.params["seed"] == "1"  # the points: their trial
+    assert rerun.info.status == "FINISHED"
     assert record.selection["runs"] == 1
 
 
