@@ -110,7 +110,7 @@ class Batches:
         self.mix_rng = make_generator(derive_seed(seed, "mix"), device)
         self.mix_host = random.Random(derive_seed(seed, "mix", "host"))
         self.aug_timer, self.synthetic_timer = Stopwatch(device), Stopwatch(device)
-        one_by_one = controller is not None or synthetic is not None
+        one_by_one = controller is not None or synthetic is not None  # a controller may change after any step
         self.chunk = 1 if one_by_one else chunk or chunk_batches(self.size, tuple(x.shape[1:]))
 
     def epoch(self, epoch: int, epochs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -118,7 +118,7 @@ class Batches:
         targets ``[B, K]`` where the policy mixes batches)."""
         real = self.size - self.fake
         perm = torch.randperm(len(self.y), generator=self.shuffle).to(self.device)
-        if self.chunk == 1:
+        if self.synthetic is not None:  # its share is drawn and placed per batch
             for i in range(self.steps):
                 yield self.batch(perm[i * real : (i + 1) * real], (epoch + i / self.steps) / epochs)
             return
