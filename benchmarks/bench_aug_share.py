@@ -7,16 +7,21 @@ loop of augmentation calls alone runs about twice as fast, since every training 
 kernels of a batch keep in the caches. The goal is at most 5% for the sampled layer.
 
     python benchmarks/bench_aug_share.py [--threads 1] [--batch 64] [--steps 48] [--shape 3 32 32]
+        [--policies PRESET|FILE.json ...]
+
+``benchmarks/policies/sampled-cutout-cutmix.json`` is a policy a CIFAR-10 search sampled (crop and flip, two
+RandAugment-style ops, cutout on 96% of the images, CutMix on 54% of the batches), among the dearest of its trials.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+from pathlib import Path
 
 import torch
 
-from autoaug.augment.presets import PRESETS
+from autoaug.augment.presets import resolve_policy
 from autoaug.data.datasets import DatasetSplits
 from autoaug.train.batches import Batches, chunk_batches
 from autoaug.train.trainer import TrainConfig, Trainer
@@ -28,9 +33,9 @@ PRESET_NAMES = ("cropflip", "randaugment", "trivialaugment", "cropflip+randaugme
 def share(data: DatasetSplits, policy: str, batch: int, chunk: int) -> tuple[float, float]:
     """Milliseconds of augmentation per batch and its share of the training time, in the second of two epochs."""
     trainer = Trainer(TrainConfig(model="convnet", epochs=2, batch_size=batch, optimizer="sgd"), data,
-                      PRESETS[policy])
+                      resolve_policy(policy))
     trainer.batches = Batches(data.train_x, data.train_y, batch_size=batch, num_classes=data.num_classes,
-                              policy=PRESETS[policy], seed=0, device=torch.device("cpu"), chunk=chunk)
+                              policy=resolve_policy(policy), seed=0, device=torch.device("cpu"), chunk=chunk)
     trainer.run_epoch()  # warm-up
     m = trainer.run_epoch()
     return m["aug_ms_per_batch"], m["aug_seconds"] / (m["epoch_seconds"] - m["val_seconds"])
@@ -42,6 +47,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=48, help="training steps per epoch")
     parser.add_argument("--shape", type=int, nargs=3, default=[3, 32, 32], metavar=("C", "H", "W"))
+    parser.add_argument("--policies", nargs="+", default=list(PRESET_NAMES), metavar="POLICY",
+                        help="preset names or policy JSON files")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
@@ -54,9 +61,10 @@ def main() -> None:
           f"{'x'.join(map(str, args.shape))}, {args.steps} steps an epoch; {chunk} batches per call")
     print(f"{'policy':<26} {'ms/batch, 1 per call':>20} {'share':>6} {f'ms/batch, {chunk} per call':>20} "
           f"{'share':>6} {'speed-up':>8}")
-    for name in PRESET_NAMES:
-        one_ms, one_share = share(data, name, args.batch, 1)
-        ms, frac = share(data, name, args.batch, chunk)
+    for spec in args.policies:
+        one_ms, one_share = share(data, spec, args.batch, 1)
+        ms, frac = share(data, spec, args.batch, chunk)
+        name = Path(spec).stem if spec.endswith(".json") else spec
         print(f"{name:<26} {one_ms:>20.2f} {100 * one_share:>5.1f}% {ms:>20.2f} {100 * frac:>5.1f}% "
               f"{one_ms / ms:>7.1f}x")
 

@@ -193,7 +193,7 @@ def apply(imgs: torch.Tensor, params: Params) -> torch.Tensor:
             continue
         _apply_run(x, run)
         run = []
-        _apply_subset(x, p.index, lambda sub, p=p, name=name: OPS[name](sub, p.magnitude, p.rand.to(x.dtype)))
+        _apply_op(x, name, p)
     _apply_run(x, run)
     return x.mul_(255).round_().to(torch.uint8) if is_uint8 else x
 
@@ -287,6 +287,18 @@ def _warp_fused(x: torch.Tensor, ops: list[tuple[str, OpParams]]) -> None:
         x.copy_(warped)
     else:  # exact with weights 0 and 1
         x.lerp_(warped, touched.view(b, 1, 1, 1))
+
+
+def _apply_op(x: torch.Tensor, name: str, p: OpParams) -> None:
+    """Apply a pointwise op to its images of ``x`` in place: an op neutral at magnitude 0 that takes more than half
+    the batch runs over all of it with 0 for the others (no gather and scatter of the images); else on its subset."""
+    spec, b = OPS[name], x.shape[0]
+    if spec.neutral_at_zero and b // 2 < p.index.numel() < b:
+        mag = x.new_zeros(b).index_copy_(0, p.index, p.magnitude.to(x.dtype))
+        rand = x.new_zeros(b, *p.rand.shape[1:]).index_copy_(0, p.index, p.rand.to(x.dtype))
+        x.copy_(spec(x, mag, rand))
+        return
+    _apply_subset(x, p.index, lambda sub: spec(sub, p.magnitude, p.rand.to(x.dtype)))
 
 
 def _apply_subset(x: torch.Tensor, idx: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:

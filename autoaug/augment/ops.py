@@ -53,6 +53,9 @@ class OpSpec:
     n_uniform: int = 0  # per-image uniforms the kernel needs (positions, offsets)
     dense_noise: bool = False  # kernel needs standard normal noise shaped like the images
     affine: Callable[[torch.Tensor, int, int], Affine] | None = None  # geometric ops: composable matrices
+    # magnitude 0 (and zero ``rand``) leaves every image exactly as it is: the augmenter may run the op over the
+    # whole batch with 0 for the images it skips, where that is cheaper than gathering and scattering them
+    neutral_at_zero: bool = False
 
     @property
     def has_magnitude(self) -> bool:
@@ -111,7 +114,7 @@ def cutout(x: torch.Tensor, side: torch.Tensor, u: torch.Tensor) -> torch.Tensor
     ii = torch.arange(h, device=x.device, dtype=x.dtype).view(1, h, 1) + 0.5
     jj = torch.arange(w, device=x.device, dtype=x.dtype).view(1, 1, w) + 0.5
     inside = ((ii - (u[:, 0] * h).view(-1, 1, 1)).abs() < half) & ((jj - (u[:, 1] * w).view(-1, 1, 1)).abs() < half)
-    return torch.where(inside.unsqueeze(1), torch.full_like(x, 0.5), x)
+    return x.masked_fill(inside.unsqueeze(1), 0.5)
 
 
 # ----------------------------------------------------------------------------------------------- colour
@@ -226,18 +229,18 @@ OPS: dict[str, OpSpec] = {
         _geometric("zoom", zoom_affine, 0.5, "scale - 1"),
         OpSpec("hflip", hflip),
         OpSpec("vflip", vflip),
-        OpSpec("brightness", brightness, 0.0, 0.99, signed=True, unit="factor - 1"),
-        OpSpec("contrast", contrast, 0.0, 0.99, signed=True, unit="factor - 1"),
-        OpSpec("saturation", saturation, 0.0, 0.99, signed=True, unit="factor - 1"),
-        OpSpec("sharpness", sharpness, 0.0, 0.99, signed=True, unit="factor - 1"),
+        OpSpec("brightness", brightness, 0.0, 0.99, signed=True, unit="factor - 1", neutral_at_zero=True),
+        OpSpec("contrast", contrast, 0.0, 0.99, signed=True, unit="factor - 1", neutral_at_zero=True),
+        OpSpec("saturation", saturation, 0.0, 0.99, signed=True, unit="factor - 1", neutral_at_zero=True),
+        OpSpec("sharpness", sharpness, 0.0, 0.99, signed=True, unit="factor - 1", neutral_at_zero=True),
         OpSpec("posterize", posterize, 0.0, 6.0, unit="bits dropped"),
-        OpSpec("solarize", solarize, 0.0, 1.0, unit="1 - threshold"),
+        OpSpec("solarize", solarize, 0.0, 1.0, unit="1 - threshold", neutral_at_zero=True),
         OpSpec("autocontrast", autocontrast),
         OpSpec("equalize", equalize),
         OpSpec("invert", invert),
         OpSpec("gaussian_noise", gaussian_noise, 0.0, 0.2, unit="sigma", dense_noise=True),
         OpSpec("gaussian_blur", gaussian_blur, 0.0, BLUR_MAX_SIGMA, unit="sigma px"),
-        OpSpec("cutout", cutout, 0.0, 0.5, unit="x size", n_uniform=2),
+        OpSpec("cutout", cutout, 0.0, 0.5, unit="x size", n_uniform=2, neutral_at_zero=True),
         OpSpec("crop", crop, 0.0, CROP_MAX, unit="x size padding", n_uniform=2),
         OpSpec("resized_crop", resized_crop, 0.0, 0.92, unit="1 - least area", n_uniform=2 * TRIES + 2),
     )

@@ -81,6 +81,21 @@ def test_fused_geometric_ops_equal_the_ops_applied_one_by_one(photo: torch.Tenso
     assert error < (fused[inner] - wrong_order[inner]).abs().mean() / 2
 
 
+@pytest.mark.parametrize("name", [n for n, s in OPS.items() if s.neutral_at_zero])
+def test_an_op_on_most_of_the_batch_runs_over_all_of_it_as_on_its_images_alone(name: str) -> None:
+    x = torch.rand(16, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    params = sample(Policy(ops={name: OpConfig(0.6, 0.8)}), x.shape, 0.0, torch.Generator().manual_seed(0))
+    (_, p), = params.ops
+    assert 8 < p.index.numel() < 16  # the whole-batch path, with 0 for the images the op skips
+    expected = x.clone()
+    expected[p.index] = OPS[name](x[p.index], p.magnitude, p.rand)
+    torch.testing.assert_close(apply(x, params), expected, atol=1e-6, rtol=0)
+    few = type(params)(((name, type(p)(p.index[:4], p.magnitude[:4], p.rand[:4])),))  # gathered and scattered
+    expected = x.clone()
+    expected[p.index[:4]] = OPS[name](x[p.index[:4]], p.magnitude[:4], p.rand[:4])
+    torch.testing.assert_close(apply(x, few), expected, atol=1e-6, rtol=0)
+
+
 def test_float_input_keeps_dtype_and_range() -> None:
     x = _batch().float() / 255
     y = Augmenter("trivialaugment")(x)

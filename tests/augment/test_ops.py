@@ -58,6 +58,13 @@ def test_magnitude_zero_is_identity(name: str, photo: torch.Tensor) -> None:
     torch.testing.assert_close(y, x, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("name", [n for n, s in OPS.items() if s.neutral_at_zero])
+def test_ops_neutral_at_zero_leave_every_image_exactly_as_it_is(name: str, photo: torch.Tensor) -> None:
+    spec = OPS[name]
+    x = torch.cat([photo, photo.flip(3) * 0.5 + 0.25])  # not on the 8-bit grid, as after a warp
+    assert torch.equal(spec(x, torch.zeros(6), torch.zeros(6, spec.n_uniform)), x)
+
+
 @pytest.mark.parametrize("name", MAGNITUDE_OPS)
 def test_severity_grows_with_magnitude(name: str, photo: torch.Tensor) -> None:
     spec = OPS[name]
