@@ -75,6 +75,24 @@ def concurrent(resources: dict[str, float], cluster: dict[str, float] | None = N
     return max(1, int(min(fits, default=1)))
 
 
+def widened(resources: dict[str, float], runs: int, cluster: dict[str, float] | None = None,
+            node_cpus: float | None = None) -> dict[str, float]:
+    """The resources of each of ``runs`` CPU runs where fewer of them than fit at a time (:func:`concurrent`) would
+    leave CPUs idle: a whole multiple of their CPU share, up to one node's CPUs (``node_cpus``, default: the largest
+    live node of the running cluster). Runs on GPUs keep their share."""
+    if resources.get("gpu", 0) > 0:
+        return resources
+    slots = concurrent(resources, cluster)
+    if runs <= 0 or runs >= slots:
+        return resources
+    if node_cpus is None:
+        import ray
+
+        node_cpus = max(n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"])
+    cpu = min(resources["cpu"] * (slots // runs), node_cpus)
+    return {**resources, "cpu": max(resources["cpu"], float(int(cpu)))}
+
+
 def worker_device(gpu_memory_fraction: float | None) -> str:
     """The GPU Ray assigned to this worker (with a memory cap, as fractional GPUs share one card), or CPU.
     Also sets torch's threads to the worker's CPU share (Ray sets OMP_NUM_THREADS)."""

@@ -142,13 +142,18 @@ class _Run:
     mem_fraction: float | None
     tracker: SearchTracker
 
-    def trainable(self, fn: Callable[..., None], **params: Any) -> Any:
-        """The trial function ``fn`` as a Tune trainable with the search's data, space, base config and resources."""
+    def trainable(self, fn: Callable[..., None], *, runs: int | None = None, **params: Any) -> Any:
+        """The trial function ``fn`` as a Tune trainable with the search's data, space, base config and resources;
+        for a stage of a known number of ``runs``, the CPUs the others would leave idle shared out among them
+        (:func:`autoaug.search.cluster.widened`)."""
         from ray import tune
 
+        from autoaug.search.cluster import widened
+
+        resources = self.resources if runs is None else widened(self.resources, runs)
         return tune.with_resources(tune.with_parameters(
             fn, data=self.packed, space=self.settings.space, base=self.settings.base,
-            gpu_memory_fraction=self.mem_fraction, **params), self.resources)
+            gpu_memory_fraction=self.mem_fraction, **params), resources)
 
 
 @contextlib.contextmanager

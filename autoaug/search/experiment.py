@@ -125,7 +125,7 @@ def _rerun(pairs: list[dict[str, Any]], frame: Any, roles: dict[str, str], setti
     r, out = settings.record, settings.out
     key = f"{out.name}/selection"
     PROGRESS[key] = SearchProgress(len(pairs), r.epochs, status)
-    trainable = trainable_of(rerun_trial, candidates=selection.parameters(frame, roles))
+    trainable = trainable_of(rerun_trial, runs=len(pairs), candidates=selection.parameters(frame, roles))
     try:
         if hooks.restorable(out / "selection"):
             tuner = tune.Tuner.restore(str(out / "selection"), trainable=trainable, resume_errored=False,

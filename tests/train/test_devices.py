@@ -11,7 +11,7 @@ import torch
 from autoaug.augment.augmenter import Augmenter, apply
 from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
 from autoaug.errors import AutoaugError
-from autoaug.search.cluster import trial_resources
+from autoaug.search.cluster import trial_resources, widened
 from autoaug.train.trainer import TrainConfig, Trainer
 
 
@@ -33,6 +33,22 @@ def test_trial_resources_come_from_the_cluster(cluster: dict, gpus: float | None
 def test_trial_asking_for_more_than_the_cluster_has() -> None:
     with pytest.raises(AutoaugError, match="2 gpus per trial is more than the 1 this Ray cluster has"):
         trial_resources(None, 2.0, {"CPU": 4, "GPU": 1})
+
+
+@pytest.mark.parametrize(
+    ("resources", "runs", "cluster", "node_cpus", "cpu"),
+    [
+        ({"cpu": 1.0, "gpu": 0.0}, 1, {"CPU": 2}, 2, 2.0),  # a lone selection re-run on a laptop: both cores
+        ({"cpu": 1.0, "gpu": 0.0}, 2, {"CPU": 2}, 2, 1.0),  # as many runs as fit: as they were
+        ({"cpu": 1.0, "gpu": 0.0}, 1, {"CPU": 4}, 2, 2.0),  # two nodes of two: no more than one node has
+        ({"cpu": 1.0, "gpu": 0.0}, 3, {"CPU": 8}, 8, 2.0),  # whole multiples of the share
+        ({"cpu": 2.0, "gpu": 0.0}, 1, {"CPU": 16}, 16, 16.0),
+        ({"cpu": 1.0, "gpu": 0.25}, 1, {"CPU": 16, "GPU": 1}, 16, 1.0),  # GPU runs keep their share
+    ],
+)
+def test_fewer_runs_than_fit_share_out_the_idle_cpus(resources: dict, runs: int, cluster: dict, node_cpus: float,
+                                                     cpu: float) -> None:
+    assert widened(resources, runs, cluster, node_cpus) == {**resources, "cpu": cpu}
 
 
 def test_augmenter_keeps_its_generator_when_the_device_is_named_differently() -> None:
