@@ -32,10 +32,10 @@ PRESET_NAMES = ("cropflip", "randaugment", "trivialaugment", "cropflip+randaugme
 
 def share(data: DatasetSplits, policy: str, batch: int, chunk: int) -> tuple[float, float]:
     """Milliseconds of augmentation per batch and its share of the training time, in the second of two epochs."""
-    trainer = Trainer(TrainConfig(model="convnet", epochs=2, batch_size=batch, optimizer="sgd"), data,
-                      resolve_policy(policy))
+    resolved = resolve_policy(policy)
+    trainer = Trainer(TrainConfig(model="convnet", epochs=2, batch_size=batch, optimizer="sgd"), data, resolved)
     trainer.batches = Batches(data.train_x, data.train_y, batch_size=batch, num_classes=data.num_classes,
-                              policy=resolve_policy(policy), seed=0, device=torch.device("cpu"), chunk=chunk)
+                              policy=resolved, seed=0, device=torch.device("cpu"), chunk=chunk)
     trainer.run_epoch()  # warm-up
     m = trainer.run_epoch()
     return m["aug_ms_per_batch"], m["aug_seconds"] / (m["epoch_seconds"] - m["val_seconds"])

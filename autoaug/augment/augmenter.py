@@ -208,7 +208,7 @@ def _apply_run(x: torch.Tensor, run: list[tuple[str, OpParams]]) -> None:
         return
     if all(name in MIRRORS for name, _ in run):
         for name, p in run:
-            _apply_subset(x, p.index, lambda sub, p=p, name=name: OPS[name](sub, p.magnitude, p.rand.to(x.dtype)))
+            _apply_op(x, name, p)
         return
     b, _, h, w = x.shape
     signs = [x.new_ones(b), x.new_ones(b)]  # -1 where an image is mirrored (an odd number of times): x, y
@@ -290,7 +290,7 @@ def _warp_fused(x: torch.Tensor, ops: list[tuple[str, OpParams]]) -> None:
 
 
 def _apply_op(x: torch.Tensor, name: str, p: OpParams) -> None:
-    """Apply a pointwise op to its images of ``x`` in place: an op neutral at magnitude 0 that takes more than half
+    """Apply an op to its images of ``x`` in place: an op neutral at magnitude 0 that takes more than half
     the batch runs over all of it with 0 for the others (no gather and scatter of the images); else on its subset."""
     spec, b = OPS[name], x.shape[0]
     if spec.neutral_at_zero and b // 2 < p.index.numel() < b:
