@@ -12,7 +12,6 @@ update; the feedback rule), measured around those calls.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 from dataclasses import replace
@@ -27,6 +26,7 @@ from autoaug.augment.policy import Policy
 from autoaug.augment.presets import PRESETS
 from autoaug.augment.schedule import Schedule
 from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
+from autoaug.machine import describe
 from autoaug.train.trainer import TrainConfig, train
 
 
@@ -70,7 +70,7 @@ def main() -> None:
             f"{100 * m['control'] / fixed:.1f}% |" for name, m in med.items()]
     steps = (len(data.train_y) - 256) // 64  # AugNet's batches per epoch
     body = "\n".join([
-        f"Machine: {platform.machine()}, {args.threads} torch thread(s), {args.device}; torch {torch.__version__}.",
+        f"Machine: {describe()}; {args.threads} torch thread(s), {args.device}; torch {torch.__version__}.",
         "",
         f"Command: `python benchmarks/bench_adaptive.py --train-size {args.train_size} --epochs {args.epochs} "
         f"--repeats {args.repeats} --threads {args.threads} --out reports/benchmarks.md`. {data.summary()}; "

@@ -16,13 +16,13 @@ RandAugment-style ops, cutout on 96% of the images, CutMix on 54% of the batches
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
 import torch
 
 from autoaug.augment.presets import resolve_policy
 from autoaug.data.datasets import DatasetSplits
+from autoaug.machine import describe
 from autoaug.train.batches import Batches, chunk_batches
 from autoaug.train.trainer import TrainConfig, Trainer
 
@@ -57,7 +57,7 @@ def main() -> None:
     y = torch.randint(0, 10, (n,), generator=g)
     data = DatasetSplits("bench", tuple(map(str, range(10))), x, y, x[:64], y[:64], x[:64], y[:64])
     chunk = chunk_batches(args.batch, tuple(args.shape))
-    print(f"{platform.processor() or platform.machine()}, {args.threads} thread(s), batch {args.batch}, "
+    print(f"{describe()}; {args.threads} thread(s), batch {args.batch}, "
           f"{'x'.join(map(str, args.shape))}, {args.steps} steps an epoch; {chunk} batches per call")
     print(f"{'policy':<26} {'ms/batch, 1 per call':>20} {'share':>6} {f'ms/batch, {chunk} per call':>20} "
           f"{'share':>6} {'speed-up':>8}")

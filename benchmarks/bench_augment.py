@@ -28,6 +28,7 @@ from autoaug.augment.augmenter import Augmenter
 from autoaug.augment.ops import OPS
 from autoaug.augment.policy import OpConfig, Policy
 from autoaug.augment.presets import PRESETS
+from autoaug.machine import describe
 from autoaug.train.models import build_model
 
 BATCH = 256
@@ -194,7 +195,7 @@ def main() -> None:
     import torchvision
 
     header = [
-        f"Machine: {platform.machine()} {platform.processor() or ''}, {args.threads} torch threads, CPU; "
+        f"Machine: {describe()}; {args.threads} torch threads, CPU; "
         f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
         f"kornia {kornia.__version__}; git {rev}.", "",
         "Command: `python benchmarks/bench_augment.py --threads 2 --out reports/benchmarks.md`. Ops run at magnitude "

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
 from autoaug.data.datasets import load_dataset
+from autoaug.machine import describe
 from autoaug.search.driver import BUDGETS, tune_policy
 from autoaug.search.space import load_space
 from autoaug.train.trainer import TrainConfig, train
@@ -174,7 +175,7 @@ def main() -> None:
             print(lines[-1], flush=True)
 
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    header = (f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; Python {platform.python_version()}, "
+    header = (f"Machine: {describe()}, CPU only; Python {platform.python_version()}, "
               f"torch {torch.__version__}; git {rev}.\n\nCommand: `python benchmarks/bench_search.py "
               f"{' '.join(sys.argv[1:])}`.\n")
     if args.out:

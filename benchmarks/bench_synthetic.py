@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ from _report import write_section
 from autoaug.augment.policy import Policy, Synthetic
 from autoaug.data.datasets import DEFAULT_DATASET, load_dataset
 from autoaug.data.synthetic import GENERATORS, Generator, GeneratorSpec
+from autoaug.machine import describe
 from autoaug.train.trainer import TrainConfig, Trainer
 
 RATIOS = (0.0, 0.2, 0.5)
@@ -74,7 +74,7 @@ def main() -> None:
             print(epoch_rows[-1], flush=True)
 
     body = "\n".join([
-        f"Machine: {platform.machine()}, {args.threads} torch thread(s), {args.device}; torch {torch.__version__}.",
+        f"Machine: {describe()}; {args.threads} torch thread(s), {args.device}; torch {torch.__version__}.",
         "",
         f"Command: `python benchmarks/bench_synthetic.py --train-size {args.train_size} --epochs {args.epochs} "
         f"--threads {args.threads} --out reports/benchmarks.md`. {data.summary()}.",

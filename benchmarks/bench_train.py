@@ -26,6 +26,7 @@ from _report import write_section
 from bench_augment import median_ms
 
 from autoaug.data.datasets import DatasetSplits
+from autoaug.machine import describe
 from autoaug.train.trainer import TrainConfig, Trainer, evaluate
 
 MODELS = ("smallcnn", "convnet", "timm:resnet18")
@@ -107,10 +108,8 @@ def main() -> None:
                 lines.append(f"| {model} | {shape_name} | {first:.1f} | {eager:.1f} | {compiled:.1f} | {pays} |")
                 print(lines[-1], flush=True)
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    cpu = ", ".join(f for f in ("amx_bf16", "avx512_bf16") if f in flags) or "no native bfloat16"
     header = [
-        f"Machine: {platform.machine()}, CPU with {cpu}, {args.threads} torch thread(s); Python "
+        f"Machine: {describe()}; {args.threads} torch thread(s); Python "
         f"{platform.python_version()}, torch {torch.__version__}; git {rev}. `auto` resolved to `{resolved}` here.", "",
         f"Command: `python benchmarks/bench_train.py{' --compile' if args.compile else ''} --out "
         "reports/benchmarks.md`. Training: one optimizer step of autoaug's `Trainer` (forward, backward, Adam) on "

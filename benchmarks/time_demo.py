@@ -1,7 +1,7 @@
 """Time ``make demo`` as a newcomer sees it: every output line stamped, then the time to the first line, the longest
 wait between two lines and the total, after the install (run ``make .venv/bin/.installed`` first).
 
-    python benchmarks/time_demo.py            # in a fresh clone; writes nothing but make demo's own outputs
+    .venv/bin/python benchmarks/time_demo.py  # in a fresh clone; writes nothing but make demo's own outputs
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import argparse
 import subprocess
 import time
 from itertools import pairwise
+
+from autoaug.machine import describe
 
 
 def main() -> None:
@@ -28,7 +30,7 @@ def main() -> None:
     gaps = [(b[0] - a[0], b[1]) for a, b in pairwise(stamps)]
     longest = max(gaps, default=(0.0, ""))
     print(f"\nfirst line after {stamps[0][0]:.1f} s; longest wait {longest[0]:.1f} s (before: {longest[1][:80]!r}); "
-          f"total {stamps[-1][0]:.1f} s ({stamps[-1][0] / 60:.1f} min)")
+          f"total {stamps[-1][0]:.1f} s ({stamps[-1][0] / 60:.1f} min) on {describe()}")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from autoaug.machine import describe
 from autoaug.stats import compare_paired, mean_std
 
 PRECISIONS = ("fp32", "auto")
@@ -67,7 +67,7 @@ def main() -> None:
     lines = [f"# Precision and accuracy: {args.dataset}", "",
              f"`{args.model}`, {args.epochs} epochs, batch {args.batch_size}, {args.train_size} training images, "
              f"policy `{args.policy}`, seeds {', '.join(map(str, seeds))}; each run `autoaug train` with one thread, "
-             f"{args.jobs} at a time ({wall / 60:.1f} min in all). Machine: {platform.machine()}, git {rev}.", "",
+             f"{args.jobs} at a time ({wall / 60:.1f} min in all). Machine: {describe()}; git {rev}.", "",
              f"Command: `{command}`", "",
              "| precision | " + " | ".join(f"seed {s}" for s in seeds) + " | test acc mean ± std | s per run |",
              "|---|" + "---|" * len(seeds) + "---|---|"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from autoaug.augment.presets import PRESETS
+from autoaug.machine import describe
 from autoaug.stats import mean_std
 
 
@@ -58,7 +59,7 @@ def main() -> None:
         f"Reproduce: `python scripts/preset_accuracy.py {args.dataset} --epochs {args.epochs} --seeds {args.seeds} "
         f"--model {args.model} --out {args.out}`",
         "",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"Machine: {describe()}; {torch.get_num_threads()} torch threads, "
         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}; "
         f"Python {platform.python_version()}, torch {torch.__version__}; git {rev}.",
     ]

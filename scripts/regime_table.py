@@ -21,6 +21,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from autoaug.machine import describe
 from autoaug.stats import mean_std
 
 
@@ -132,7 +133,7 @@ def report(args: argparse.Namespace) -> list[str]:
         *(["Order kept by a shorter complete schedule (means over the seeds):", "", *kept, ""] if kept else []),
         f"Reproduce: `python scripts/regime_table.py {' '.join(a for a in sys.argv[1:] if a != '--no-train')}`",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {args.jobs} runs at once with one torch thread each; "
+        f"Machine: {describe()}; {args.jobs} runs at once with one torch thread each; "
         f"Python {platform.python_version()}; table written at git {rev}.",
     ]
 

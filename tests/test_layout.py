@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "autoaug"
-HELPERS = ("errors", "files", "lazy", "progress", "seeding", "stats")
+HELPERS = ("errors", "files", "lazy", "machine", "progress", "seeding", "stats")
 WINGS = ("data", "augment", "train", "search", "report")  # bottom-up
 TOP = ("commands", "cli", "__init__", "__main__")  # bottom-up
 LAYER = {**dict.fromkeys(HELPERS, 0), **{w: i + 1 for i, w in enumerate(WINGS)},

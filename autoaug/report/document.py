@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import platform
 import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from autoaug.machine import describe
 
 Block = tuple[str, Any]  # ("h1" | "h2" | "p" | "pre", text), ("table", (header, rows)), ("img", (path, caption))
 
@@ -81,14 +82,11 @@ def environment() -> dict[str, str]:
     """Git revision, package versions and hardware, for the report's record."""
     import importlib.metadata as md
 
-    import torch
-
     env = {"git revision": _git_revision(), "python": platform.python_version()}
     for pkg in ("autoaug", "torch", "ray", "optuna", "mlflow"):
         try:
             env[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             env[pkg] = "not installed"
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    env["hardware"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, GPU: {gpu}"
+    env["hardware"] = describe()
     return env

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from autoaug.errors import AutoaugError, choice_error
+from autoaug.machine import native_bf16
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -25,11 +25,7 @@ DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 @functools.cache
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AMX-BF16 or AVX512-BF16) and torch can use it (oneDNN)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return torch.backends.mkldnn.is_available() and any(f in flags.split() for f in ("amx_bf16", "avx512_bf16"))
+    return torch.backends.mkldnn.is_available() and bool(native_bf16())
 
 
 @dataclass(frozen=True)
