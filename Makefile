@@ -21,7 +21,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # the multi-minute tests: kill -9 at every stage, a killed trial worker, a lost MLflow server, read-only storage,
-# user data under odd paths, a two-node Ray cluster
+# user data under odd paths, a two-node Ray cluster, the wheel in a fresh venv, the synthetic-data report and ablation
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 

@@ -86,7 +86,7 @@ POINTS = {"before the first trial ends": r"MLflow: run ", "mid-search": r"trial 
 
 @pytest.mark.parametrize(("sig", "point"), [
     ("SIGINT", "mid-search"),
-    ("SIGKILL", "mid-search"),
+    pytest.param("SIGKILL", "mid-search", marks=pytest.mark.slow),
     pytest.param("SIGKILL", "before the first trial ends", marks=pytest.mark.slow),
     pytest.param("SIGKILL", "during the report", marks=pytest.mark.slow),
 ])

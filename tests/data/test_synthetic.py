@@ -209,6 +209,7 @@ def test_a_space_may_search_only_the_synthetic_share(tmp_path: Path) -> None:
         load_space(str(path))
 
 
+@pytest.mark.slow  # trains a generator and the ablation grid (~45 s)
 def test_ablation_runs_every_ratio_and_seed_and_compares_with_ratio_zero(tmp_path: Path) -> None:
     import pandas as pd
 
@@ -259,6 +260,7 @@ def test_fidelity_tells_a_trained_generator_from_an_untrained_one() -> None:
     assert good["synthetic_acc"] > 0.9 and good["frechet"] < bad["frechet"]
 
 
+@pytest.mark.slow  # a report with generator training (~30 s beyond the shared search)
 def test_report_with_a_synthetic_policy_has_the_synthetic_section(search, tmp_path: Path) -> None:
     import shutil
 
