@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-# Search a policy on the embedded CIFAR-10 subset (1,000 training images, 40 epochs), then retrain it, none and the
+# Search a policy on the embedded CIFAR-10 subset (1,000 training images, 30 epochs), then retrain it, none and the
 # standards for natural images on 2 seeds and print the comparison (the report lands in autoaug-runs/reports/).
 demo: $(BIN)/.installed
 	$(BIN)/autoaug search cifar10_small --budget demo --report-seeds 2 --reports autoaug-runs/reports
