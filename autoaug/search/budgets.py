@@ -41,8 +41,9 @@ BUDGETS = {
     "tiny": Budget(trials=4, epochs=2, model="smallcnn", train_size=2000, select=1, extra_seeds=1),
     # minutes on a laptop's CPU: 1,000 images trained to memorization (SGD, 30 epochs), where crop and flip pay
     # off clearly, so that the search has something to find (the README's demo, on cifar10_small); `smallcnn`, a
-    # third of `convnet`'s time, so that 8 trials (none, the 5 standards of the default space, 2 that Optuna samples) and the report on every standard fit in 10 minutes on a
-    # 2-core CPU without native bfloat16 (40 epochs took 10.5 there)
+    # third of `convnet`'s time, so that 8 trials (none, the 5 standards of the default space, 2 that Optuna
+    # samples) and the report on every standard fit in 10 minutes on a 2-core CPU without native bfloat16 (40
+    # epochs took 10.5 there)
     "demo": Budget(trials=8, epochs=30, model="smallcnn", train_size=1000, batch_size=32, select=1, extra_seeds=1,
                    optimizer="sgd", lr=0.05, weight_decay=5e-4),
     # SGD for 60 epochs: on the development resplit (reports/regime-cifar10-sgd) RandAugment and AutoAugment on crop
