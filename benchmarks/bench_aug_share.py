@@ -23,7 +23,7 @@ import torch
 from autoaug.augment.presets import resolve_policy
 from autoaug.data.datasets import DatasetSplits
 from autoaug.machine import describe
-from autoaug.train.batches import Batches, chunk_batches
+from autoaug.train.batches import chunk_batches
 from autoaug.train.trainer import TrainConfig, Trainer
 
 PRESET_NAMES = ("cropflip", "randaugment", "trivialaugment", "cropflip+randaugment", "cropflip+trivialaugment",
@@ -32,10 +32,8 @@ PRESET_NAMES = ("cropflip", "randaugment", "trivialaugment", "cropflip+randaugme
 
 def share(data: DatasetSplits, policy: str, batch: int, chunk: int) -> tuple[float, float]:
     """Milliseconds of augmentation per batch and its share of the training time, in the second of two epochs."""
-    resolved = resolve_policy(policy)
-    trainer = Trainer(TrainConfig(model="convnet", epochs=2, batch_size=batch, optimizer="sgd"), data, resolved)
-    trainer.batches = Batches(data.train_x, data.train_y, batch_size=batch, num_classes=data.num_classes,
-                              policy=resolved, seed=0, device=torch.device("cpu"), chunk=chunk)
+    config = TrainConfig(model="convnet", epochs=2, batch_size=batch, optimizer="sgd", aug_chunk=chunk)
+    trainer = Trainer(config, data, resolve_policy(policy))
     trainer.run_epoch()  # warm-up
     m = trainer.run_epoch()
     return m["aug_ms_per_batch"], m["aug_seconds"] / (m["epoch_seconds"] - m["val_seconds"])

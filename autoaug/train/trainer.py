@@ -59,12 +59,15 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     val_every: int | None = None  # validate every N epochs and after the last; None: about 10 times a run
     weights: str | None = None  # pretrained weights of a timm model: "hub" or a state dict file (train.weights)
+    aug_chunk: int | None = None  # batches augmented per call; None: train.batches.chunk_batches (1 for controllers)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise choice_error("precision", self.precision, PRECISIONS)
-        if self.val_every is not None and (not isinstance(self.val_every, int) or self.val_every < 1):
-            raise AutoaugError(f"val_every {self.val_every!r} must be a positive integer or None")
+        for name in ("val_every", "aug_chunk"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise AutoaugError(f"{name} {value!r} must be a positive integer or None")
         if self.optimizer not in OPTIMIZERS:
             raise choice_error("optimizer", self.optimizer, OPTIMIZERS)
         if self.lr_schedule not in LR_SCHEDULES:
@@ -202,7 +205,8 @@ class Trainer:
             self.model.module = torch.compile(self.model.module)  # type: ignore[assignment]
         self.batches = Batches(train_x, train_y, batch_size=config.batch_size, num_classes=data.num_classes,
                                policy=policy, seed=config.seed, device=device, controller=self.controller,
-                               synthetic=synthetic_generator(policy, data, config.seed, device, generators or {}))
+                               synthetic=synthetic_generator(policy, data, config.seed, device, generators or {}),
+                               chunk=config.aug_chunk)
         total_steps = self.batches.steps * config.epochs
         self.opt = _optimizer(config, self.model.parameters())
         warmup, cosine = round(config.warmup * total_steps), config.lr_schedule == "cosine"

@@ -9,7 +9,10 @@ import torch
 import autoaug.train.batches as batches_module
 from autoaug.augment.policy import Policy
 from autoaug.augment.presets import PRESETS
+from autoaug.data.datasets import DatasetSplits
+from autoaug.errors import AutoaugError
 from autoaug.train.batches import CHUNK_IMAGES, Batches, chunk_batches
+from autoaug.train.trainer import TrainConfig, Trainer
 
 N, B, SHAPE = 600, 48, (1, 12, 12)  # 12 batches an epoch
 
@@ -95,3 +98,14 @@ def test_a_controller_takes_one_batch_per_call(monkeypatch) -> None:
     assert batches.chunk == 1
     list(batches.epoch(0, 1))
     assert [n for n, _ in calls] == [B] * 12
+
+
+def test_the_training_config_sets_the_chunk_and_rejects_a_bad_one() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randint(0, 256, (N, *SHAPE), dtype=torch.uint8, generator=g), torch.arange(N) % 10
+    data = DatasetSplits("t", tuple(map(str, range(10))), x, y, x[:B], y[:B], x[:B], y[:B])
+    config = TrainConfig(model="smallcnn", epochs=1, batch_size=B)
+    assert Trainer(config, data, "cropflip").batches.chunk == chunk_batches(B, SHAPE) > 3
+    assert Trainer(TrainConfig(**{**config.to_dict(), "aug_chunk": 3}), data, "cropflip").batches.chunk == 3
+    with pytest.raises(AutoaugError, match="aug_chunk 0 must be a positive integer or None"):
+        TrainConfig(aug_chunk=0)
