@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from autoaug.augment.presets import resolve_policy
 from autoaug.data.datasets import DatasetSplits
 from autoaug.machine import describe
 from autoaug.train.batches import chunk_batches
@@ -33,7 +32,7 @@ PRESET_NAMES = ("cropflip", "randaugment", "trivialaugment", "cropflip+randaugme
 def share(data: DatasetSplits, policy: str, batch: int, chunk: int) -> tuple[float, float]:
     """Milliseconds of augmentation per batch and its share of the training time, in the second of two epochs."""
     config = TrainConfig(model="convnet", epochs=2, batch_size=batch, optimizer="sgd", aug_chunk=chunk)
-    trainer = Trainer(config, data, resolve_policy(policy))
+    trainer = Trainer(config, data, policy)
     trainer.run_epoch()  # warm-up
     m = trainer.run_epoch()
     return m["aug_ms_per_batch"], m["aug_seconds"] / (m["epoch_seconds"] - m["val_seconds"])

@@ -3,6 +3,8 @@ adaptive controller or a synthetic share needs it, mixed per batch, each real im
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -17,10 +19,14 @@ from autoaug.train.trainer import TrainConfig, Trainer
 N, B, SHAPE = 600, 48, (1, 12, 12)  # 12 batches an epoch
 
 
-def _batches(policy: str | Policy = "cropflip+randaugment", **kwargs) -> Batches:
+def _images() -> tuple[torch.Tensor, torch.Tensor]:
+    """``N`` random uint8 images of ``SHAPE`` and their labels, 10 classes."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (N, *SHAPE), dtype=torch.uint8, generator=g)
-    y = torch.arange(N) % 10
+    return torch.randint(0, 256, (N, *SHAPE), dtype=torch.uint8, generator=g), torch.arange(N) % 10
+
+
+def _batches(policy: str | Policy = "cropflip+randaugment", **kwargs) -> Batches:
+    x, y = _images()
     policy = PRESETS[policy] if isinstance(policy, str) else policy
     return Batches(x, y, batch_size=B, num_classes=10, policy=policy, seed=3, device=torch.device("cpu"), **kwargs)
 
@@ -101,11 +107,10 @@ def test_a_controller_takes_one_batch_per_call(monkeypatch) -> None:
 
 
 def test_the_training_config_sets_the_chunk_and_rejects_a_bad_one() -> None:
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randint(0, 256, (N, *SHAPE), dtype=torch.uint8, generator=g), torch.arange(N) % 10
+    x, y = _images()
     data = DatasetSplits("t", tuple(map(str, range(10))), x, y, x[:B], y[:B], x[:B], y[:B])
     config = TrainConfig(model="smallcnn", epochs=1, batch_size=B)
     assert Trainer(config, data, "cropflip").batches.chunk == chunk_batches(B, SHAPE) > 3
-    assert Trainer(TrainConfig(**{**config.to_dict(), "aug_chunk": 3}), data, "cropflip").batches.chunk == 3
+    assert Trainer(replace(config, aug_chunk=3), data, "cropflip").batches.chunk == 3
     with pytest.raises(AutoaugError, match="aug_chunk 0 must be a positive integer or None"):
         TrainConfig(aug_chunk=0)
